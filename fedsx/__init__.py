@@ -1,0 +1,3 @@
+"""fedsx: an ActivityPub federation kernel for Django."""
+
+__version__ = "0.1.0"

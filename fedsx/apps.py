@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class FedsxConfig(AppConfig):
+    name = "fedsx"
+    verbose_name = "Federation"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,46 @@
+"""The JSON documents this node serves about its local actors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import media
+from .models import Actor
+
+
+def actor_document(actor: Actor) -> dict[str, Any]:
+    return {
+        "@context": [media.AS_CONTEXT, media.SECURITY_CONTEXT],
+        "id": actor.ap_id,
+        "type": actor.actor_type,
+        "preferredUsername": actor.username,
+        "name": actor.name or actor.username,
+        "summary": actor.summary,
+        "url": actor.ap_id,
+        "inbox": actor.inbox_url,
+        "outbox": actor.outbox_url,
+        "followers": actor.followers_url,
+        "following": actor.following_url,
+        "manuallyApprovesFollowers": False,
+        "endpoints": {"sharedInbox": actor.shared_inbox_url},
+        "publicKey": {
+            "id": actor.key_id,
+            "owner": actor.ap_id,
+            "publicKeyPem": actor.public_key_pem,
+        },
+    }
+
+
+def webfinger_document(actor: Actor) -> dict[str, Any]:
+    return {
+        "subject": f"acct:{actor.username}@{actor.domain}",
+        "aliases": [actor.ap_id],
+        "links": [
+            {"rel": "self", "type": media.ACTIVITY_JSON, "href": actor.ap_id},
+            {
+                "rel": "http://webfinger.net/rel/profile-page",
+                "type": "text/html",
+                "href": actor.ap_id,
+            },
+        ],
+    }

@@ -1,0 +1,221 @@
+"""The kernel's records: actors, activities, the per-actor inbox/outbox logs and projections."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .conf import fedsx_settings
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+def validate_username(value: str) -> None:
+    if not USERNAME_RE.fullmatch(value or ""):
+        raise ValidationError(
+            f"invalid actor name {value!r}: use 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter, digit or '_'",
+            code="invalid_username",
+        )
+
+
+def host_of(url: str) -> str:
+    """The host (with a non-default port) of a URL, lower-cased; '' for a non-URL."""
+    try:
+        return (urlsplit(url).netloc or "").lower()
+    except ValueError:
+        return ""
+
+
+def local_actor_id(username: str) -> str:
+    return f"{fedsx_settings.BASE_URL}/actors/{username}"
+
+
+class Actor(models.Model):
+    """A local actor (we hold its private key) or a remote one we have seen or fetched."""
+
+    ap_id = models.CharField("ActivityPub id", max_length=500, unique=True)
+    username = models.CharField("preferred username", max_length=255, blank=True)
+    domain = models.CharField(max_length=255, db_index=True)
+    is_local = models.BooleanField(default=False, db_index=True)
+    name = models.CharField("display name", max_length=500, blank=True)
+    summary = models.TextField(blank=True)
+    actor_type = models.CharField(max_length=32, default="Person")
+
+    inbox_url = models.CharField(max_length=500, blank=True)
+    shared_inbox_url = models.CharField(max_length=500, blank=True)
+    outbox_url = models.CharField(max_length=500, blank=True)
+    followers_url = models.CharField(max_length=500, blank=True, db_index=True)
+    following_url = models.CharField(max_length=500, blank=True)
+
+    key_id = models.CharField(max_length=500, unique=True, null=True, blank=True)
+    public_key_pem = models.TextField(blank=True)
+    private_key_pem = models.TextField(blank=True, help_text="Local actors only; never shown.")
+
+    document = models.JSONField(
+        null=True, blank=True, help_text="Remote actor document as fetched."
+    )
+    # Per-actor log positions: the last sequence number handed out in each log.
+    inbox_seq = models.BigIntegerField(default=0, editable=False)
+    outbox_seq = models.BigIntegerField(default=0, editable=False)
+
+    fetched_at = models.DateTimeField(null=True, blank=True)
+    key_fetched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["username", "domain"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["username"], condition=Q(is_local=True), name="unique_local_username"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username or '?'}@{self.domain}"
+
+    @property
+    def handle(self) -> str:
+        return f"@{self.username}@{self.domain}"
+
+    def set_local_urls(self) -> None:
+        """(Re)derive a local actor's ids from FEDSX BASE_URL."""
+        base = fedsx_settings.BASE_URL
+        self.ap_id = local_actor_id(self.username)
+        self.domain = host_of(base)
+        self.inbox_url = f"{self.ap_id}/inbox"
+        self.outbox_url = f"{self.ap_id}/outbox"
+        self.followers_url = f"{self.ap_id}/followers"
+        self.following_url = f"{self.ap_id}/following"
+        self.shared_inbox_url = f"{base}/inbox"
+        self.key_id = f"{self.ap_id}#main-key"
+
+
+class Activity(models.Model):
+    """One activity as received, stored once however often it is delivered."""
+
+    ap_id = models.CharField("ActivityPub id", max_length=500, unique=True, null=True, blank=True)
+    activity_cid = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=64, db_index=True)
+    actor = models.CharField("actor id", max_length=500, db_index=True)
+    object_id = models.CharField(max_length=500, blank=True, db_index=True)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "activities"
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.ap_id or self.activity_cid}"
+
+
+class LogEntry(models.Model):
+    """Shared shape of the per-actor logs: a gap-free, monotonic sequence per actor."""
+
+    seq = models.BigIntegerField()
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ["actor", "-seq"]
+
+    def __str__(self) -> str:
+        return f"{self.actor} #{self.seq}"
+
+
+class InboxEntry(LogEntry):
+    """An activity appended to a local actor's inbox log."""
+
+    actor = models.ForeignKey(Actor, on_delete=models.CASCADE, related_name="inbox_entries")
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="inbox_entries")
+    # Set when the triggers pipeline has run for this entry; the sweeper looks for NULLs.
+    triggers_applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(LogEntry.Meta):
+        verbose_name_plural = "inbox entries"
+        constraints = [
+            models.UniqueConstraint(fields=["actor", "seq"], name="unique_inbox_actor_seq"),
+            models.UniqueConstraint(
+                fields=["actor", "activity"], name="unique_inbox_actor_activity"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=Q(triggers_applied_at__isnull=True),
+                name="inbox_pending_triggers",
+            )
+        ]
+
+
+class OutboxEntry(LogEntry):
+    """An activity a local actor published, in its outbox log."""
+
+    actor = models.ForeignKey(Actor, on_delete=models.CASCADE, related_name="outbox_entries")
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="outbox_entries")
+
+    class Meta(LogEntry.Meta):
+        verbose_name_plural = "outbox entries"
+        constraints = [
+            models.UniqueConstraint(fields=["actor", "seq"], name="unique_outbox_actor_seq"),
+            models.UniqueConstraint(
+                fields=["actor", "activity"], name="unique_outbox_actor_activity"
+            ),
+        ]
+
+
+class Follow(models.Model):
+    """Projection of Follow / Accept / Reject / Undo: who follows whom, and in which state."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        ACCEPTED = "accepted"
+
+    follower = models.ForeignKey(Actor, on_delete=models.CASCADE, related_name="following_set")
+    following = models.ForeignKey(Actor, on_delete=models.CASCADE, related_name="follower_set")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    follow_activity_id = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["follower", "following"], name="unique_follow")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.follower} → {self.following} ({self.state})"
+
+
+class DomainBlock(models.Model):
+    """A blocked remote domain: its deliveries are refused (403) before any fetch."""
+
+    domain = models.CharField(max_length=255, unique=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    def save(self, *args, **kwargs) -> None:
+        self.domain = self.domain.strip().lower()
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def blocks(cls, host: str) -> bool:
+        """Is ``host`` (or a parent domain of it) blocked? A port is ignored."""
+        name = host.lower().rsplit(":", 1)[0] if host.count(":") == 1 else host.lower()
+        parts = name.split(".")
+        candidates = [".".join(parts[i:]) for i in range(len(parts))]
+        return cls.objects.filter(domain__in=candidates).exists()

@@ -1,0 +1,23 @@
+"""The plugin's federation endpoints; include them at the root of the host's URLconf."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path(".well-known/webfinger", views.WebFingerView.as_view(), name="webfinger"),
+    path(".well-known/nodeinfo", views.NodeInfoDiscoveryView.as_view(), name="nodeinfo-discovery"),
+    path("nodeinfo/2.1", views.NodeInfoView.as_view(), name="nodeinfo"),
+    path("actors/<str:name>", views.ActorView.as_view(), name="actor"),
+    path("actors/<str:name>/outbox", views.OutboxView.as_view(), name="outbox"),
+    path(
+        "actors/<str:name>/followers",
+        views.FollowCollectionView.as_view(direction="followers"),
+        name="followers",
+    ),
+    path(
+        "actors/<str:name>/following",
+        views.FollowCollectionView.as_view(direction="following"),
+        name="following",
+    ),
+]

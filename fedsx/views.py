@@ -1,0 +1,167 @@
+"""Discovery endpoints: actor documents, WebFinger, NodeInfo, outbox and follow collections."""
+
+from __future__ import annotations
+
+from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import __version__, media
+from .collections import ordered_collection
+from .conf import fedsx_settings
+from .documents import actor_document, webfinger_document
+from .errors import bad_request, not_found
+from .models import Actor, Follow, OutboxEntry, host_of
+from .negotiation import FixedContentNegotiation
+from .renderers import ActivityJSONRenderer, JRDRenderer, LDJSONRenderer, NodeInfoRenderer
+
+AP_RENDERERS = [ActivityJSONRenderer, LDJSONRenderer, JSONRenderer]
+
+
+def local_actor_or_404(name: str) -> Actor:
+    actor = Actor.objects.filter(is_local=True, username=name).first()
+    if actor is None:
+        raise not_found(f"no local actor named {name!r}")
+    return actor
+
+
+class ActorView(APIView):
+    """The actor document; a browser asking for HTML gets the profile page."""
+
+    renderer_classes = [*AP_RENDERERS, TemplateHTMLRenderer]
+    template_name = "fedsx/actor.html"
+
+    def get(self, request: Request, name: str) -> Response:
+        actor = local_actor_or_404(name)
+        if isinstance(request.accepted_renderer, TemplateHTMLRenderer):
+            return Response({"actor": actor, "document": actor_document(actor)})
+        return Response(actor_document(actor))
+
+
+def _page_args(request: Request) -> tuple[bool, int | None]:
+    page = request.query_params.get("page") in {"true", "1"}
+    before = request.query_params.get("before")
+    if before is None:
+        return page, None
+    try:
+        return page, int(before)
+    except ValueError:
+        raise bad_request("bad_cursor", "before must be an integer") from None
+
+
+class OutboxView(APIView):
+    renderer_classes = AP_RENDERERS
+
+    def get(self, request: Request, name: str) -> Response:
+        actor = local_actor_or_404(name)
+        page, before = _page_args(request)
+        entries = OutboxEntry.objects.filter(actor=actor).select_related("activity")
+        return Response(
+            ordered_collection(
+                actor.outbox_url,
+                entries,
+                cursor_field="seq",
+                item=lambda entry: entry.activity.payload,
+                page=page,
+                before=before,
+            )
+        )
+
+
+class FollowCollectionView(APIView):
+    """``followers`` or ``following``: accepted follows, as actor ids."""
+
+    renderer_classes = AP_RENDERERS
+    direction = "followers"
+
+    def get(self, request: Request, name: str) -> Response:
+        actor = local_actor_or_404(name)
+        page, before = _page_args(request)
+        accepted = Follow.objects.filter(state=Follow.State.ACCEPTED)
+        if self.direction == "followers":
+            rows, url = (
+                accepted.filter(following=actor).select_related("follower"),
+                actor.followers_url,
+            )
+            item = lambda follow: follow.follower.ap_id  # noqa: E731
+        else:
+            rows, url = (
+                accepted.filter(follower=actor).select_related("following"),
+                actor.following_url,
+            )
+            item = lambda follow: follow.following.ap_id  # noqa: E731
+        return Response(
+            ordered_collection(url, rows, cursor_field="id", item=item, page=page, before=before)
+        )
+
+
+class WebFingerView(APIView):
+    content_negotiation_class = FixedContentNegotiation
+    renderer_classes = [JRDRenderer, JSONRenderer]
+
+    def get(self, request: Request) -> Response:
+        resource = request.query_params.get("resource", "").strip()
+        if not resource:
+            raise bad_request("bad_resource", "the resource parameter is required")
+        actor = Actor.objects.filter(is_local=True, **self._lookup(resource)).first()
+        if actor is None:
+            raise not_found(f"no local actor for {resource!r}")
+        return Response(webfinger_document(actor), headers={"Access-Control-Allow-Origin": "*"})
+
+    @staticmethod
+    def _lookup(resource: str) -> dict[str, str]:
+        if resource.startswith(("http://", "https://")):
+            return {"ap_id": resource}
+        if not resource.startswith("acct:"):
+            raise bad_request("bad_resource", "resource must be acct:name@host or an actor URL")
+        name, sep, host = resource[len("acct:") :].lstrip("@").rpartition("@")
+        if not sep or not name or not host:
+            raise bad_request("bad_resource", "resource must look like acct:name@host")
+        if host.lower() != host_of(fedsx_settings.BASE_URL):
+            raise not_found(f"{host!r} is not this node")
+        return {"username": name}
+
+
+class NodeInfoDiscoveryView(APIView):
+    content_negotiation_class = FixedContentNegotiation
+    renderer_classes = [JSONRenderer]
+
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "links": [
+                    {
+                        "rel": media.NODEINFO_21_SCHEMA,
+                        "href": f"{fedsx_settings.BASE_URL}/nodeinfo/2.1",
+                    }
+                ]
+            }
+        )
+
+
+class NodeInfoView(APIView):
+    content_negotiation_class = FixedContentNegotiation
+    renderer_classes = [NodeInfoRenderer, JSONRenderer]
+
+    def get(self, request: Request) -> Response:
+        users = Actor.objects.filter(is_local=True).count()
+        posts = OutboxEntry.objects.filter(actor__is_local=True).count()
+        return Response(
+            {
+                "version": "2.1",
+                "software": {
+                    "name": "fedsx",
+                    "version": __version__,
+                    "repository": "https://github.com/fedsx/fedsx",
+                },
+                "protocols": ["activitypub"],
+                "services": {"inbound": [], "outbound": []},
+                "openRegistrations": fedsx_settings.OPEN_REGISTRATIONS,
+                "usage": {
+                    "users": {"total": users, "activeMonth": users, "activeHalfyear": users},
+                    "localPosts": posts,
+                },
+                "metadata": {"nodeName": fedsx_settings.NODE_NAME},
+            }
+        )

@@ -1,0 +1,1 @@
+"""Triggers: match committed inbox entries and start flows."""
