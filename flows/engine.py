@@ -1,0 +1,299 @@
+"""The pure driver: run a flow from the top, answering its questions from the replay log.
+
+``drive(flow, input, log)`` calls ``flow(ctx, input)``. Each ``ctx.step``, ``ctx.wait``
+and ``ctx.now`` takes the next entry of the log; once the log is used up, a step runs its
+side effect and is recorded, the clock is read and recorded, and a wait suspends the flow.
+The result is one of :class:`Done`, :class:`Suspended`, :class:`Crashed` or
+:class:`Nondeterministic`, carrying the entries to append to the log. The driver does no
+I/O of its own: the store reads and writes the log, and hands in how side effects are run.
+
+Call-style suspension, not generators. A flow is an ordinary function: ``ctx.wait(tag)``
+returns the value, helpers can wait without ``yield from`` plumbing, and a traceback reads
+like any other. To suspend, ``ctx.wait`` raises :class:`FlowSignal`, which derives from
+``BaseException`` so a flow's own ``except Exception`` cannot swallow it. A flow that
+swallows it anyway (a bare ``except:``) gains nothing: the context remembers that it
+stopped, refuses every later call and reports the stop, not what the flow did next.
+
+Determinism. Replaying, the flow must ask for the same (kind, name) sequence the log
+holds. A step named differently, a wait where a step was, or a flow that ends before the
+log does is :class:`Nondeterministic`, naming the position and both names: the driver
+never hands one step's recorded result to another.
+
+Error entries record a failed step or body for the operator; replays skip them, so a
+retried instance runs the failed step again.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from .values import NotJSON, check_json
+
+STEP, WAIT, NOW, ERROR = "step", "wait", "now", "error"
+MAX_TAG_LENGTH = 200  # FlowLogEntry.tag
+
+
+class Entry(NamedTuple):
+    """One log entry as the driver sees it (the store adds seq and time)."""
+
+    kind: str
+    tag: str
+    value: Any
+
+
+Entries = tuple[Entry, ...]
+
+
+@dataclass(frozen=True)
+class Done:
+    value: Any
+    entries: Entries = ()
+
+
+@dataclass(frozen=True)
+class Suspended:
+    tag: str
+    entries: Entries = ()
+
+
+@dataclass(frozen=True)
+class Crashed:
+    error: str  # one line: "ValueError: boom (in step 'send')"
+    traceback: str = ""
+    entries: Entries = ()
+
+
+@dataclass(frozen=True)
+class Nondeterministic:
+    position: int
+    logged: str  # what the log holds at position, e.g. "wait 'approval'"
+    asked: str  # what the code asked for there, e.g. "step 'notify'"
+    entries: Entries = ()
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"at log position {self.position} the log has {self.logged}"
+            f" but the flow asked for {self.asked}"
+        )
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Replay-only drives stop here: the flow wants a new side effect or clock reading."""
+
+    kind: str
+    tag: str
+    entries: Entries = ()
+
+
+Result = Done | Suspended | Crashed | Nondeterministic | Blocked
+
+
+class FlowSignal(BaseException):
+    """Unwinds a flow that has stopped (suspended, crashed or diverged).
+
+    A ``BaseException`` so that a flow's ``except Exception`` lets it through.
+    """
+
+
+def describe(kind: str, tag: str) -> str:
+    return kind if kind == NOW else f"{kind} {tag!r}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _call(fn: Callable, *args: Any) -> Any:
+    return fn(*args)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _check_tag(tag: Any, what: str) -> str:
+    if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
+        raise ValueError(f"a {what} is a string of 1-{MAX_TAG_LENGTH} characters, got {tag!r}")
+    return tag
+
+
+_MISSING = object()
+
+
+class Context:
+    """What a flow function gets as ``ctx``."""
+
+    def __init__(
+        self,
+        log: Sequence[Sequence[Any]],
+        *,
+        instance_id: int | None = None,
+        live: bool = True,
+        clock: Callable[[], datetime] = _utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        run_effect: Callable[..., Any] = _call,
+    ):
+        self.instance_id = instance_id
+        self._log = log
+        self._pos = 0
+        self._new: list[Entry] = []
+        self._live = live
+        self._clock = clock
+        self._sleep = sleep
+        self._run_effect = run_effect
+        self._in_step = False
+        self._stopped: Result | None = None
+
+    # ── the flow's API ────────────────────────────────────────────────────────────────
+
+    def wait(self, tag: str) -> Any:
+        """The value a resume supplies for ``tag``; until then the flow is suspended."""
+        _check_tag(tag, "wait tag")
+        value = self._replay(WAIT, tag)
+        if value is _MISSING:
+            raise self._stop(Suspended(tag))
+        return value
+
+    def step(
+        self, name: str, fn: Callable[..., Any], *args: Any, retries: int = 0, backoff: float = 1.0
+    ) -> Any:
+        """Run ``fn(*args)`` once and log its JSON result; replays return the logged result.
+
+        A failing ``fn`` is tried ``retries`` more times, sleeping ``backoff`` seconds, then
+        twice that, and so on; if it still fails the instance is crashed.
+        """
+        _check_tag(name, "step name")
+        value = self._replay(STEP, name)
+        if value is not _MISSING:
+            return value
+        if not self._live:
+            raise self._stop(Blocked(STEP, name))
+        return self._run_step(name, fn, args, retries, backoff)
+
+    def now(self) -> datetime:
+        """The current time (UTC), logged: a replay sees the time of the first run."""
+        value = self._replay(NOW, "")
+        if value is _MISSING:
+            if not self._live:
+                raise self._stop(Blocked(NOW, ""))
+            value = self._clock().isoformat()
+            self._new.append(Entry(NOW, "", value))
+        return datetime.fromisoformat(value)
+
+    # ── the driver's side ─────────────────────────────────────────────────────────────
+
+    def _replay(self, kind: str, tag: str) -> Any:
+        """The logged value for this call, or _MISSING once the log is used up."""
+        if self._stopped is not None:
+            raise FlowSignal("the flow has stopped")  # it swallowed our signal: stop again
+        if self._in_step:
+            raise RuntimeError(f"{describe(kind, tag)} called inside a step's function")
+        log = self._log
+        while self._pos < len(log) and log[self._pos][0] == ERROR:
+            self._pos += 1
+        if self._pos == len(log):
+            return _MISSING
+        logged_kind, logged_tag, value = log[self._pos]
+        if logged_kind != kind or logged_tag != tag:
+            raise self._stop(
+                Nondeterministic(self._pos, describe(logged_kind, logged_tag), describe(kind, tag))
+            )
+        self._pos += 1
+        return value
+
+    def _run_step(self, name: str, fn: Callable, args: tuple, retries: int, backoff: float) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            self._in_step = True
+            try:
+                result = self._run_effect(fn, *args)
+            except Exception as exc:
+                if attempt <= retries:
+                    self._sleep(backoff * 2 ** (attempt - 1))
+                    continue
+                raise self._crash(exc, name, attempt) from None
+            finally:
+                self._in_step = False
+            try:
+                check_json(result, f"step {name!r} result")
+            except NotJSON as exc:
+                raise self._crash(exc, name, attempt) from None
+            self._new.append(Entry(STEP, name, result))
+            return result
+
+    def _crash(self, exc: BaseException, step: str | None, attempts: int = 1) -> FlowSignal:
+        where = f" (in step {step!r}" + (f", after {attempts} attempts)" if attempts > 1 else ")")
+        error = _one_line(exc) + (where if step else "")
+        value = {"error": _one_line(exc)}
+        if attempts > 1:
+            value["attempts"] = attempts
+        self._new.append(Entry(ERROR, step or "", value))
+        tb = "".join(traceback.format_exception(exc))
+        return self._stop(Crashed(error, tb))
+
+    def _stop(self, result: Result) -> FlowSignal:
+        if self._stopped is None:
+            self._stopped = result
+        return FlowSignal(type(result).__name__)
+
+    def _finish(self, value: Any) -> None:
+        """The flow returned: every logged entry must have been asked for."""
+        log = self._log
+        while self._pos < len(log) and log[self._pos][0] == ERROR:
+            self._pos += 1
+        if self._pos < len(log):
+            kind, tag, _ = log[self._pos]
+            self._stop(Nondeterministic(self._pos, describe(kind, tag), "the end of the flow"))
+            return
+        try:
+            check_json(value, "the flow's result")
+        except NotJSON as exc:
+            self._crash(exc, None)
+            return
+        self._stop(Done(value))
+
+    def _result(self) -> Result:
+        assert self._stopped is not None
+        return replace(self._stopped, entries=tuple(self._new))
+
+
+def drive(
+    flow: Callable[[Context, Any], Any],
+    input: Any,
+    log: Sequence[Sequence[Any]] = (),
+    *,
+    instance_id: int | None = None,
+    live: bool = True,
+    clock: Callable[[], datetime] = _utcnow,
+    sleep: Callable[[float], None] = time.sleep,
+    run_effect: Callable[..., Any] = _call,
+) -> Result:
+    """Run ``flow(ctx, input)`` against ``log`` (a sequence of (kind, tag, value)).
+
+    ``live=False`` replays only: where the flow would run a new step or read the clock it
+    stops with :class:`Blocked` instead, so nothing outside happens. ``run_effect(fn,
+    *args)`` runs each new side effect (the store wraps it in a savepoint).
+    """
+    ctx = Context(
+        log, instance_id=instance_id, live=live, clock=clock, sleep=sleep, run_effect=run_effect
+    )
+    try:
+        value = flow(ctx, input)
+    except FlowSignal:
+        pass
+    except Exception as exc:
+        if ctx._stopped is None:
+            ctx._crash(exc, None)
+    else:
+        if ctx._stopped is None:
+            ctx._finish(value)
+    return ctx._result()

@@ -1,0 +1,390 @@
+"""The durable store: flow instances and their replay logs in the database.
+
+Every function here returns errors as values (an :class:`Outcome` with ``error`` set) and
+never lets a flow's exception or bad input escape. Each works inside a caller's
+``transaction.atomic()`` block: it uses savepoints, never commits on its own, and leaves
+the outer transaction usable after a flow crashes.
+
+A resume costs one row lock, one SELECT of the log (three columns, ordered by seq), one
+INSERT of the new rows and one UPDATE of the instance. Side effects of steps run inside the
+transaction, each in its own savepoint: a step that fails rolls back only its own writes,
+and a step's effects commit together with the log row that records them.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.db import DatabaseError, OperationalError, transaction
+from django.db.models import QuerySet
+
+from .engine import (
+    WAIT,
+    Blocked,
+    Crashed,
+    Done,
+    Entry,
+    Nondeterministic,
+    Result,
+    Suspended,
+    describe,
+    drive,
+)
+from .models import FlowInstance, FlowLogEntry
+from .registry import register_flow, registered_flows, registration, resolve_flow
+from .values import NotJSON, check_json
+
+__all__ = [
+    "Outcome",
+    "ReplayCheck",
+    "cancel",
+    "check_replay",
+    "instances",
+    "register_flow",
+    "registered_flows",
+    "resolve_flow",
+    "resume",
+    "retry",
+    "start",
+    "status",
+]
+
+Status = FlowInstance.Status
+MAX_ID = 2**63 - 1
+LOCK_NOT_AVAILABLE = "55P03"  # Postgres SQLSTATE for SELECT … FOR UPDATE NOWAIT
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a store call did, or why it did nothing.
+
+    ``status`` is the instance's status after the call ("done", "suspended", "crashed",
+    "nondeterministic", "cancelled"), or "error" when the call was refused. ``error`` is a
+    stable code, ``detail`` a sentence for people.
+    """
+
+    status: str
+    value: Any = None
+    tag: str | None = None
+    error: str | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _refused(error: str, detail: str) -> Outcome:
+    return Outcome(status="error", error=error, detail=detail)
+
+
+def outcome_of(instance: FlowInstance) -> Outcome:
+    """The outcome an instance's stored state stands for."""
+    match instance.status:
+        case Status.DONE:
+            return Outcome(status="done", value=instance.result, detail="done")
+        case Status.SUSPENDED:
+            tag = instance.waiting_tag
+            return Outcome(status="suspended", tag=tag, detail=f"waiting on {tag!r}")
+        case Status.CRASHED:
+            return Outcome("crashed", error="flow_crashed", detail=_first_line(instance.error))
+        case Status.NONDETERMINISTIC:
+            detail = _first_line(instance.error)
+            return Outcome("nondeterministic", error="nondeterministic", detail=detail)
+        case _:
+            return Outcome(status=str(instance.status), detail=str(instance.status))
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0]
+
+
+# ── reading ─────────────────────────────────────────────────────────────────────────
+
+
+def _as_id(value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
+        return value
+    return None
+
+
+def _no_such_instance(instance_id: Any) -> Outcome:
+    return _refused("no_such_instance", f"there is no flow instance {instance_id!r}")
+
+
+def _read_log(instance: FlowInstance) -> list[tuple[str, str, Any]]:
+    """The whole log as (kind, tag, value), one query, no model objects."""
+    rows = FlowLogEntry.objects.filter(instance_id=instance.pk).order_by("seq")
+    return list(rows.values_list("kind", "tag", "value"))
+
+
+def status(instance_id: int) -> Outcome:
+    """Where an instance stands; ``no_such_instance`` if there is none."""
+    pk = _as_id(instance_id)
+    instance = FlowInstance.objects.filter(pk=pk).first() if pk else None
+    return outcome_of(instance) if instance else _no_such_instance(instance_id)
+
+
+def instances(
+    flow: str | None = None, status: str | None = None, tag: str | None = None
+) -> QuerySet[FlowInstance]:
+    """Instances, newest first, optionally of one flow, in one status, waiting on a tag."""
+    found = FlowInstance.objects.all()
+    if flow is not None:
+        found = found.filter(flow_name=flow)
+    if status is not None:
+        found = found.filter(status=status)
+    if tag is not None:
+        found = found.filter(waiting_tag=tag)
+    return found.order_by("-id")
+
+
+# ── driving ─────────────────────────────────────────────────────────────────────────
+
+
+def _in_savepoint(fn, *args):
+    # A step that fails must not leave the caller's transaction aborted.
+    with transaction.atomic():
+        return fn(*args)
+
+
+def _drive(instance: FlowInstance, fn, log: list) -> Result:
+    try:
+        with transaction.atomic():
+            return drive(fn, instance.input, log, instance_id=instance.pk, run_effect=_in_savepoint)
+    except DatabaseError as exc:
+        # The flow body ran a failing query outside any step: its writes are rolled back
+        # with the savepoint, so no entry is recorded either.
+        error = f"{type(exc).__name__} in the flow body: {_first_line(str(exc))}"
+        return Crashed(error, "".join(traceback.format_exception(exc)))
+
+
+def _record(instance: FlowInstance, result: Result, before: tuple[Entry, ...] = ()) -> None:
+    """Append ``before`` and the drive's entries to the log and store the outcome."""
+    entries = (*before, *result.entries)
+    start = instance.log_length
+    FlowLogEntry.objects.bulk_create(
+        FlowLogEntry(instance_id=instance.pk, seq=start + i, kind=e.kind, tag=e.tag, value=e.value)
+        for i, e in enumerate(entries)
+    )
+    instance.log_length = start + len(entries)
+    instance.waiting_tag = ""
+    instance.result = None
+    instance.error = ""
+    match result:
+        case Done(value=value):
+            instance.status, instance.result = Status.DONE, value
+        case Suspended(tag=tag):
+            instance.status, instance.waiting_tag = Status.SUSPENDED, tag
+        case Crashed():
+            instance.status = Status.CRASHED
+            instance.error = f"{result.error}\n\n{result.traceback}".strip()
+        case Nondeterministic():
+            instance.status, instance.error = Status.NONDETERMINISTIC, result.detail
+        case _:  # pragma: no cover - live drives never block
+            raise AssertionError(f"unexpected drive result {result!r}")
+    instance.save(
+        update_fields=["log_length", "status", "waiting_tag", "result", "error", "updated_at"]
+    )
+
+
+class _Busy(Exception):
+    """Another transaction holds the instance's row lock."""
+
+
+def _locked(pk: int, *, nowait: bool) -> FlowInstance | None:
+    try:
+        return FlowInstance.objects.select_for_update(nowait=nowait).filter(pk=pk).first()
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise _Busy from exc
+        raise
+
+
+def _not_running(instance: FlowInstance) -> Outcome | None:
+    """Why an instance in its current state cannot be resumed or retried, if it cannot."""
+    pk = instance.pk
+    match instance.status:
+        case Status.DONE:
+            return _refused("already_done", f"instance {pk} is already done")
+        case Status.CANCELLED:
+            return _refused("already_cancelled", f"instance {pk} was cancelled")
+    if registration(instance.flow_name) is None:
+        return _refused(
+            "no_such_flow", f"flow {instance.flow_name!r} of instance {pk} is not registered"
+        )
+    return None
+
+
+# ── the operations ──────────────────────────────────────────────────────────────────
+
+
+def start(name: str, input: dict) -> tuple[int | None, Outcome]:
+    """Create an instance of flow ``name`` and drive it until it is done or waits.
+
+    Returns the new instance's id (None when nothing was created) and the outcome; a flow
+    that raises leaves a ``crashed`` instance and the outcome ``flow_crashed``.
+    """
+    flow = registration(name)
+    if flow is None:
+        return None, _refused("no_such_flow", f"no flow is registered as {name!r}")
+    if not isinstance(input, dict):
+        return None, _refused(
+            "not_json", f"the input must be a JSON object, not a {type(input).__name__}"
+        )
+    try:
+        check_json(input, "the input")
+    except NotJSON as exc:
+        return None, _refused("not_json", str(exc))
+    with transaction.atomic():
+        instance = FlowInstance.objects.create(
+            flow_name=name, code_hash=flow.code_hash, input=input, status=Status.RUNNING
+        )
+        _record(instance, _drive(instance, flow.fn, []))
+    return instance.pk, outcome_of(instance)
+
+
+def resume(instance_id: int, value: Any) -> Outcome:
+    """Answer the wait an instance is suspended on with ``value`` and drive it on.
+
+    The instance's row is locked without waiting: of two concurrent resumes one applies and
+    the other gets ``already_resumed``.
+    """
+    pk = _as_id(instance_id)
+    if pk is None:
+        return _no_such_instance(instance_id)
+    try:
+        check_json(value, "the value")
+    except NotJSON as exc:
+        return _refused("not_json", str(exc))
+    try:
+        with transaction.atomic():
+            instance = _locked(pk, nowait=True)
+            if instance is None:
+                return _no_such_instance(instance_id)
+            refusal = _not_running(instance)
+            if refusal is None and instance.status != Status.SUSPENDED:
+                refusal = _refused(
+                    "not_suspended",
+                    f"instance {pk} is {instance.status}, not waiting: retry or cancel it",
+                )
+            if refusal is not None:
+                return refusal
+            answer = Entry(WAIT, instance.waiting_tag, value)
+            fn = registration(instance.flow_name).fn
+            _record(instance, _drive(instance, fn, [*_read_log(instance), answer]), (answer,))
+            return outcome_of(instance)
+    except _Busy:
+        return _refused("already_resumed", f"instance {pk} is being resumed by another caller")
+
+
+def retry(instance_id: int) -> Outcome:
+    """Drive a crashed (or non-deterministic) instance again from its log.
+
+    Failed steps are not replayed: they run again. Steps that succeeded before do not.
+    """
+    pk = _as_id(instance_id)
+    if pk is None:
+        return _no_such_instance(instance_id)
+    try:
+        with transaction.atomic():
+            instance = _locked(pk, nowait=True)
+            if instance is None:
+                return _no_such_instance(instance_id)
+            refusal = _not_running(instance)
+            if refusal is None and instance.status not in (
+                Status.CRASHED,
+                Status.NONDETERMINISTIC,
+            ):
+                refusal = _refused(
+                    "not_retryable",
+                    f"instance {pk} is {instance.status}: only crashed or "
+                    "non-deterministic instances are retried",
+                )
+            if refusal is not None:
+                return refusal
+            fn = registration(instance.flow_name).fn
+            _record(instance, _drive(instance, fn, _read_log(instance)))
+            return outcome_of(instance)
+    except _Busy:
+        return _refused("already_resumed", f"instance {pk} is being driven by another caller")
+
+
+def cancel(instance_id: int) -> Outcome:
+    """Stop an instance that is not done; its log is kept."""
+    pk = _as_id(instance_id)
+    if pk is None:
+        return _no_such_instance(instance_id)
+    with transaction.atomic():
+        instance = _locked(pk, nowait=False)
+        if instance is None:
+            return _no_such_instance(instance_id)
+        if instance.status == Status.DONE:
+            return _refused("already_done", f"instance {pk} is already done")
+        if instance.status == Status.CANCELLED:
+            return _refused("already_cancelled", f"instance {pk} was already cancelled")
+        instance.status, instance.waiting_tag = Status.CANCELLED, ""
+        instance.save(update_fields=["status", "waiting_tag", "updated_at"])
+    return outcome_of(instance)
+
+
+# ── checking a deploy ───────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class ReplayCheck:
+    """Whether a suspended instance still replays against the code now registered."""
+
+    instance_id: int
+    flow_name: str
+    ok: bool
+    detail: str
+
+
+def _replay_verdict(instance: FlowInstance) -> tuple[bool, str]:
+    flow = registration(instance.flow_name)
+    if flow is None:
+        return False, f"flow {instance.flow_name!r} is no longer registered"
+    waiting = describe(WAIT, instance.waiting_tag)
+    result = drive(
+        flow.fn, instance.input, _read_log(instance), instance_id=instance.pk, live=False
+    )
+    match result:
+        case Suspended(tag=tag) if tag == instance.waiting_tag:
+            return True, f"replays to {waiting}"
+        case Suspended(tag=tag):
+            return False, f"after the log the flow now waits on {tag!r}, not {waiting}"
+        case Blocked(kind=kind, tag=tag):
+            asked = describe(kind, tag)
+            return False, f"after the log the flow now asks for {asked}, not {waiting}"
+        case Done():
+            return False, f"the flow now finishes without {waiting}"
+        case Crashed(error=error):
+            return False, f"the replay crashes: {error}"
+        case Nondeterministic():
+            return False, result.detail
+
+
+def check_replay(flow: str | None = None) -> list[ReplayCheck]:
+    """Re-drive every suspended instance's log against the current code, writing nothing.
+
+    Run it before a deploy: an instance that is not ``ok`` would turn non-deterministic at
+    its next resume.
+    """
+    checks = []
+    for instance in instances(flow=flow, status=Status.SUSPENDED).order_by("id"):
+        try:
+            with transaction.atomic():
+                ok, detail = _replay_verdict(instance)
+                transaction.set_rollback(True)  # a flow body that writes must not write here
+        except DatabaseError as exc:
+            ok, detail = False, f"the replay failed in the database: {_first_line(str(exc))}"
+        checks.append(ReplayCheck(instance.pk, instance.flow_name, ok, detail))
+    return checks
