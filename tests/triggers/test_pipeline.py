@@ -1,0 +1,248 @@
+import pytest
+from django.db import transaction
+from django.test import override_settings
+
+from fedsx.models import InboxEntry
+from flows import store
+from flows.models import FlowInstance
+from triggers.models import Firing, Trigger
+from triggers.pipeline import apply_triggers, triggers_fired
+from triggers.registry import TriggerIndex, trigger_index
+
+from .conftest import SENDER, add_trigger, append, follow
+
+
+@pytest.fixture
+def entry(demo):
+    return append(demo, follow())
+
+
+@pytest.mark.django_db
+def test_a_follow_starts_the_approval_flow_suspended(entry):
+    trigger = add_trigger(label="approve follows")
+    (firing,) = apply_triggers(entry)
+    assert firing.outcome == Firing.Outcome.SUSPENDED
+    assert firing.trigger == trigger and firing.inbox_entry == entry
+    assert (firing.actor, firing.activity_cid) == (entry.actor, entry.activity.activity_cid)
+    instance = FlowInstance.objects.get(pk=firing.flow_instance_id)
+    assert (instance.flow_name, instance.status, instance.waiting_tag) == (
+        "approval",
+        "suspended",
+        "approval",
+    )
+    assert instance.input == {
+        "activity": entry.activity.payload,
+        "actor": SENDER,
+        "recipient": entry.actor.ap_id,
+        "trigger": {"id": trigger.pk, "cid": trigger.trigger_cid, "label": "approve follows"},
+    }
+    entry.refresh_from_db()
+    assert entry.triggers_applied_at is not None
+    assert triggers_fired(entry.actor, entry.activity.activity_cid) == {trigger.trigger_cid}
+    assert store.resume(instance.pk, True).value == {"approved": True}
+
+
+@pytest.mark.django_db
+def test_applying_twice_fires_once(entry):
+    add_trigger()
+    assert len(apply_triggers(entry)) == 1
+    assert apply_triggers(entry) == []
+    assert Firing.objects.count() == 1 and FlowInstance.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_same_activity_in_two_inboxes_fires_for_each(demo, bob):
+    add_trigger()
+    payload = follow()
+    apply_triggers(append(demo, payload))
+    apply_triggers(append(bob, payload))
+    assert sorted(Firing.objects.values_list("actor__username", flat=True)) == ["bob", "demo"]
+
+
+@pytest.mark.django_db
+def test_a_crashing_flow_does_not_stop_the_other_trigger(entry):
+    add_trigger(flow_name="test.crash", label="crash")
+    add_trigger(flow_name="test.done", label="done")
+    add_trigger(flow_name="no.such.flow", label="unknown")
+    firings = {f.trigger.label: f for f in apply_triggers(entry)}
+    assert firings["crash"].outcome == Firing.Outcome.CRASHED
+    assert "always crashes" in firings["crash"].detail
+    assert firings["crash"].flow_instance.status == "crashed"
+    assert firings["done"].outcome == Firing.Outcome.DONE
+    assert firings["done"].flow_instance.result == {"sender": SENDER, "type": "Follow"}
+    assert firings["unknown"].outcome == Firing.Outcome.ERROR
+    assert firings["unknown"].flow_instance is None
+    assert "no_such_flow" in firings["unknown"].detail
+    assert Firing.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_type_actor_and_sender_scopes(demo, bob):
+    add_trigger(label="bob only", actor_scope=["bob"])
+    add_trigger(label="any type", activity_type="*", flow_name="test.done")
+    add_trigger(label="other domain", sender_scope=["elsewhere.example"])
+    add_trigger(label="sender domain", sender_scope=["remote.example"], flow_name="test.done")
+    add_trigger(label="parent domain", sender_scope=["example"], flow_name="test.crash")
+    add_trigger(label="sender id", sender_scope=[SENDER], guard="type == 'Follow'")
+    add_trigger(label="likes", activity_type="Like")
+    fired = {f.trigger.label for f in apply_triggers(append(demo, follow()))}
+    assert fired == {"any type", "sender domain", "parent domain", "sender id"}
+    fired = {f.trigger.label for f in apply_triggers(append(bob, follow()))}
+    assert fired == {"bob only", "any type", "sender domain", "parent domain", "sender id"}
+
+
+@pytest.mark.django_db
+def test_guards_see_the_activity_the_sender_and_the_recipient(demo):
+    add_trigger(label="to demo", guard="recipient == 'http://testserver/actors/demo'")
+    add_trigger(label="from alice", guard=f"actor == '{SENDER}'", flow_name="test.done")
+    add_trigger(label="summary", guard="contains(summary, 'hi')", flow_name="test.crash")
+    add_trigger(label="no", guard="object == 'nobody'", flow_name="x")
+    entry = append(demo, follow(summary="hi there", actor={"id": SENDER, "type": "Person"}))
+    assert {f.trigger.label for f in apply_triggers(entry)} == {"to demo", "from alice", "summary"}
+
+
+@pytest.mark.django_db
+def test_a_guard_error_counts_as_failed_and_is_recorded(entry):
+    add_trigger(guard="contains(object, `1`)")
+    (firing,) = apply_triggers(entry)
+    assert firing.outcome == Firing.Outcome.ERROR
+    assert firing.detail.startswith("guard: ")
+    assert firing.flow_instance is None and not FlowInstance.objects.exists()
+
+
+@pytest.mark.django_db
+def test_disabled_triggers_do_not_fire_and_changes_reach_the_index(entry):
+    trigger = add_trigger()
+    trigger.enabled = False
+    trigger.save()
+    assert apply_triggers(entry) == []
+    trigger.enabled = True
+    trigger.save()
+    assert len(apply_triggers(entry)) == 1
+    trigger.delete()
+    assert trigger_index().size == 0
+
+
+@pytest.mark.django_db
+def test_candidates_come_from_the_index_not_a_scan(demo):
+    for n in range(50):
+        add_trigger(activity_type=f"Type{n}", flow_name="test.done")
+    add_trigger(activity_type="Follow", actor_scope=["demo"], flow_name="test.done")
+    index = TriggerIndex.load()
+    assert index.size == 51
+    buckets = index.buckets("Follow", "demo")
+    assert [len(b.triggers) for b in buckets] == [1]
+    assert index.buckets("Like", "demo") == []
+
+
+@pytest.mark.django_db
+def test_equality_guards_are_looked_up_not_evaluated(demo):
+    for n in range(100):
+        add_trigger(guard=f"object == 'http://testserver/actors/u{n}'", flow_name="test.done")
+    add_trigger(guard="object == 'http://testserver/actors/demo'", label="hit")
+    (bucket,) = TriggerIndex.load().buckets("Follow", "demo")
+    assert len(bucket.evaluated) == 0
+    document = {"object": "http://testserver/actors/demo"}
+    assert [t.label for t in bucket.guarded_candidates(document)] == ["hit"]
+    (firing,) = apply_triggers(append(demo, follow()))
+    assert firing.trigger.label == "hit"
+
+
+@pytest.mark.django_db
+def test_editing_the_spec_makes_a_new_trigger_that_fires_again(entry):
+    trigger = add_trigger(label="a")
+    apply_triggers(entry)
+    old_cid = trigger.trigger_cid
+    trigger.label = "renamed"
+    trigger.save()
+    assert trigger.trigger_cid == old_cid
+    assert apply_triggers(entry) == []
+    trigger.guard = "type == 'Follow'"
+    trigger.save()
+    assert trigger.trigger_cid != old_cid
+    assert len(apply_triggers(entry)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_post_commit_wiring_applies_after_commit_and_never_on_rollback(demo):
+    add_trigger()
+    with transaction.atomic():
+        entry = append(demo, follow())
+        assert not Firing.objects.exists()  # nothing runs inside the append's transaction
+    assert Firing.objects.filter(inbox_entry=entry).count() == 1
+    with pytest.raises(RuntimeError), transaction.atomic():
+        append(demo, follow())
+        raise RuntimeError("the append failed")
+    assert Firing.objects.count() == 1
+    assert InboxEntry.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_transaction_one_dispatch_for_all_its_entries(demo, bob, monkeypatch):
+    from triggers import enqueue
+
+    batches = []
+    real = enqueue.dispatch
+    monkeypatch.setattr(enqueue, "dispatch", lambda ids: batches.append(list(ids)) or real(ids))
+    add_trigger()
+    payload = follow()
+    with transaction.atomic():
+        first, second = append(demo, payload), append(bob, payload)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            append(demo, follow())
+            raise RuntimeError("a savepoint rolled back")
+    with transaction.atomic():
+        third = append(demo, follow())
+    assert batches[0][:2] == [first.pk, second.pk]
+    assert batches[1] == [third.pk]
+    assert Firing.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dispatch_switched_off_leaves_entries_to_the_sweeper(demo):
+    add_trigger()
+    with override_settings(FEDSX={"BASE_URL": "http://testserver", "DISPATCH_TRIGGERS": False}):
+        entry = append(demo, follow())
+    assert not Firing.objects.exists()
+    entry.refresh_from_db()
+    assert entry.triggers_applied_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_fire_once(demo):
+    """Two threads apply the same entry at once: the unique key lets one flow start."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers; the race needs Postgres (CI runs it)")
+    add_trigger(flow_name="test.done")
+    with override_settings(FEDSX={"BASE_URL": "http://testserver", "DISPATCH_TRIGGERS": False}):
+        entry = append(demo, follow())
+    barrier = threading.Barrier(4)
+    results = []
+
+    def run():
+        try:
+            mine = InboxEntry.objects.select_related("actor", "activity").get(pk=entry.pk)
+            barrier.wait()
+            results.append(len(apply_triggers(mine)))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == [0, 0, 0, 1]
+    assert Firing.objects.count() == 1 and FlowInstance.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_registered_test_flows_exist():
+    assert Trigger.objects.count() == 0  # and the flows this file relies on are registered:
+    from flows.registry import registered_flows
+
+    assert {"approval", "test.done", "test.crash"} <= set(registered_flows())

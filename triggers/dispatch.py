@@ -1,0 +1,98 @@
+"""flow_dispatch: start a matched trigger's flow and record the Firing, exactly once.
+
+The Firing row is claimed and the flow instance created in one transaction. A concurrent or
+retried task that matched the same (actor, activity_cid, trigger_cid) blocks on the unique
+index until the first commits, then finds the key taken and starts nothing; if the first
+rolled back, the second goes ahead. A flow that is unknown or crashes is recorded on the
+Firing, never raised, so the entry's other triggers still run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import DatabaseError, IntegrityError, transaction
+
+from fedsx.models import InboxEntry
+from flows import store
+
+from .models import Firing
+from .registry import CompiledTrigger
+
+logger = logging.getLogger(__name__)
+
+# flows.store statuses -> Firing outcomes; anything else is an error firing.
+_OUTCOMES = {
+    "done": Firing.Outcome.DONE,
+    "suspended": Firing.Outcome.SUSPENDED,
+    "crashed": Firing.Outcome.CRASHED,
+}
+
+
+def flow_input(trigger: CompiledTrigger, entry: InboxEntry) -> dict:
+    """What the started flow receives."""
+    return {
+        "activity": entry.activity.payload,
+        "actor": entry.activity.actor,
+        "recipient": entry.actor.ap_id,
+        "trigger": {"id": trigger.id, "cid": trigger.trigger_cid, "label": trigger.label},
+    }
+
+
+def flow_dispatch(trigger: CompiledTrigger, entry: InboxEntry) -> Firing | None:
+    """Claim the firing and start the flow; None if this trigger already fired here."""
+    with transaction.atomic():
+        firing = claim(trigger, entry)
+        if firing is None:
+            return None
+        firing.outcome, firing.flow_instance_id, firing.detail = _start(
+            trigger.flow_name, flow_input(trigger, entry)
+        )
+        firing.save(update_fields=["outcome", "flow_instance", "detail"])
+    return firing
+
+
+def record_guard_error(trigger: CompiledTrigger, entry: InboxEntry, error: str) -> Firing | None:
+    """A guard that raised counts as failed; the error is kept as an error firing."""
+    with transaction.atomic():
+        firing = claim(trigger, entry, outcome=Firing.Outcome.ERROR, detail=f"guard: {error}")
+    return firing
+
+
+def claim(trigger: CompiledTrigger, entry: InboxEntry, **fields) -> Firing | None:
+    """Insert the Firing under its unique key, or None if another run holds it."""
+    try:
+        with transaction.atomic():  # a savepoint: losing the race leaves the outer usable
+            return Firing.objects.create(
+                actor_id=entry.actor_id,
+                activity_cid=entry.activity.activity_cid,
+                trigger_cid=trigger.trigger_cid,
+                trigger_id=trigger.id,
+                inbox_entry=entry,
+                **fields,
+            )
+    except IntegrityError:
+        return None
+
+
+def _start(flow_name: str, input: dict) -> tuple[str, int | None, str]:
+    """(outcome, flow instance id, detail) of starting the flow; never raises for the flow."""
+    try:
+        with transaction.atomic():
+            instance_id, outcome = store.start(flow_name, input)
+    except DatabaseError:
+        raise  # the database, not the flow: the task retries
+    except Exception as exc:  # the store promises not to raise; if it does, it is data too
+        logger.exception("flows.store.start(%r) raised", flow_name)
+        return Firing.Outcome.ERROR, None, f"{type(exc).__name__}: {exc}"
+    status = _OUTCOMES.get(outcome.status, Firing.Outcome.ERROR)
+    return status, instance_id, _detail(outcome)
+
+
+def _detail(outcome) -> str:
+    if outcome.status == "suspended":
+        return f"waiting on {outcome.tag!r}" if outcome.tag else ""
+    parts = [p for p in (outcome.error, outcome.detail) if p]
+    if outcome.status not in _OUTCOMES:
+        parts.insert(0, outcome.status)
+    return ": ".join(str(p) for p in parts)

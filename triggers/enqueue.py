@@ -1,0 +1,169 @@
+"""Handing committed inbox entries to the workers, without slowing the inbox down.
+
+The kernel's append creates InboxEntry rows in a transaction; ``post_save`` calls
+``entry_created``, which only remembers the entry id. All entries of one transaction share
+one ``on_commit`` callback, so a rolled-back append never triggers anything and a delivery
+to many recipients is one task, not one per entry.
+
+After the commit, with no broker (embedded mode, Celery eager) the entries are applied in
+process at once. With a broker, the ids go to this process's ``Courier``: a background
+thread that publishes them as ``apply_triggers`` tasks, as many ids per task as piled up
+while it was publishing the last one. A request thus pays for appending to an in-memory
+queue (about a microsecond), not for a broker round trip: measured here, one ``.delay()``
+per request nearly halved a minimal inbox. If the broker is down, or the process dies
+before the courier sent its batch, the entries stay unapplied and the sweeper re-enqueues
+them; the unique Firing key makes any second run harmless.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import threading
+
+from django.db import connections, transaction
+
+from fedsx.conf import fedsx_settings
+
+logger = logging.getLogger(__name__)
+
+MAX_IDS_PER_TASK = 500
+_PENDING_ATTR = "_fedsx_pending_trigger_batch"
+
+
+def entry_created(sender, instance, created: bool, raw: bool = False, using=None, **kwargs):
+    """post_save receiver for InboxEntry: schedule trigger application after the commit."""
+    if created and not raw and fedsx_settings.DISPATCH_TRIGGERS:
+        after_commit(instance.pk, using or "default")
+
+
+class CommitBatch:
+    """The entry ids created in one transaction, sent together once it commits."""
+
+    def __init__(self, entry_id: int, using: str):
+        self.ids = [entry_id]
+        self.using = using
+
+    def is_pending(self) -> bool:
+        """Is this batch's on_commit callback still registered (not run, not rolled back)?"""
+        connection = connections[self.using]
+        return connection.in_atomic_block and any(
+            callback == self.send for _, callback, _ in connection.run_on_commit
+        )
+
+    def send(self) -> None:
+        connection = connections[self.using]
+        if getattr(connection, _PENDING_ATTR, None) is self:
+            setattr(connection, _PENDING_ATTR, None)
+        dispatch(self.ids)
+
+
+def after_commit(entry_id: int, using: str = "default") -> None:
+    connection = connections[using]
+    batch = getattr(connection, _PENDING_ATTR, None)
+    if batch is not None and batch.is_pending():
+        batch.ids.append(entry_id)
+        return
+    batch = CommitBatch(entry_id, using)
+    setattr(connection, _PENDING_ATTR, batch)
+    # Outside a transaction this runs at once: the row is committed already.
+    transaction.on_commit(batch.send, using=using)
+
+
+def dispatch(entry_ids: list[int]) -> None:
+    """Apply these committed entries now (no broker) or via the courier (broker)."""
+    from .tasks import apply_triggers
+
+    if apply_triggers.app.conf.task_always_eager:
+        run_in_process(entry_ids)
+    else:
+        courier().put(entry_ids)
+
+
+def run_in_process(entry_ids: list[int]) -> None:
+    """Embedded mode: apply now, after the commit; a failure is logged, the sweeper retries."""
+    from .pipeline import apply_entries
+
+    try:
+        apply_entries(entry_ids)
+    except Exception:
+        logger.exception(
+            "applying triggers to entries %s failed; the sweeper will retry", entry_ids
+        )
+
+
+def publish(entry_ids: list[int]) -> bool:
+    """Send one apply_triggers task per MAX_IDS_PER_TASK ids; False if the broker failed."""
+    from .tasks import apply_triggers
+
+    try:
+        for start in range(0, len(entry_ids), MAX_IDS_PER_TASK):
+            apply_triggers.apply_async(
+                args=entry_ids[start : start + MAX_IDS_PER_TASK], retry=False
+            )
+    except Exception as exc:  # any broker trouble: the sweeper has these entries
+        logger.warning(
+            "could not enqueue %d inbox entries (%s); the sweeper will",
+            len(entry_ids),
+            type(exc).__name__,
+        )
+        return False
+    return True
+
+
+class Courier:
+    """One background thread per process that publishes committed entry ids in batches."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+        self.pid = os.getpid()
+        self.thread = threading.Thread(target=self._run, name="fedsx-triggers-courier")
+        self.thread.daemon = True  # never holds a process open; atexit drains what is left
+        self.thread.start()
+
+    def put(self, entry_ids: list[int]) -> None:
+        self.queue.put(entry_ids)
+
+    def _run(self) -> None:
+        while True:
+            ids = list(self.queue.get())
+            ids.extend(self._drain(MAX_IDS_PER_TASK - len(ids)))
+            publish(ids)
+
+    def _drain(self, room: int) -> list[int]:
+        """Whatever else is queued already (no waiting), up to ``room`` ids."""
+        more: list[int] = []
+        while len(more) < room:
+            try:
+                more.extend(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return more
+
+    def flush(self) -> None:
+        """Publish what is still queued, from the calling thread (at exit)."""
+        ids = self._drain(10**9)
+        if ids:
+            publish(ids)
+
+
+_courier: Courier | None = None
+_courier_lock = threading.Lock()
+
+
+def courier() -> Courier:
+    """This process's courier, started on first use (so after a fork, in the child)."""
+    global _courier
+    if _courier is None or _courier.pid != os.getpid():
+        with _courier_lock:
+            if _courier is None or _courier.pid != os.getpid():
+                _courier = Courier()
+    return _courier
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    if _courier is not None and _courier.pid == os.getpid():
+        _courier.flush()

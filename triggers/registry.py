@@ -1,0 +1,175 @@
+"""The in-memory index of enabled triggers, so matching never scans them all.
+
+Triggers are filed by activity type (or ``*``) and then by local actor (or ``*`` for all).
+An activity for one recipient therefore looks in at most four buckets. Inside a bucket,
+guards that require ``path == 'text'`` are filed under that path and text, so a bucket of a
+thousand such guards costs one dictionary look-up per distinct path; only the remaining
+guards are evaluated one by one (each distinct guard once per activity).
+
+Each process keeps one index and rebuilds it when ``RegistryVersion`` moved, which every
+trigger save or delete bumps.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from fedsx.models import host_of
+
+from .guards import Guard, compile_guard, guard_passes
+from .models import ANY_TYPE, RegistryVersion, Trigger
+
+ALL_ACTORS = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTrigger:
+    """What matching needs of a trigger, without touching the database."""
+
+    id: int
+    trigger_cid: str
+    label: str
+    flow_name: str
+    guard: Guard
+    senders: frozenset[str]
+
+    @classmethod
+    def of(cls, trigger: Trigger) -> CompiledTrigger:
+        return cls(
+            id=trigger.pk,
+            trigger_cid=trigger.trigger_cid,
+            label=trigger.label,
+            flow_name=trigger.flow_name,
+            guard=compile_guard(trigger.guard),
+            senders=frozenset(s.lower() for s in trigger.sender_scope),
+        )
+
+    def accepts_sender(self, sender: str, sender_host: str) -> bool:
+        """Any sender when unscoped; else the actor id, its domain or a parent domain."""
+        if not self.senders:
+            return True
+        if sender.lower() in self.senders or sender_host in self.senders:
+            return True
+        parts = sender_host.split(".")
+        return any(".".join(parts[i:]) in self.senders for i in range(1, len(parts)))
+
+
+@dataclass
+class Verdicts:
+    """Which candidates passed their guard, and which guards raised (with the error)."""
+
+    passed: list[CompiledTrigger] = field(default_factory=list)
+    errors: list[tuple[CompiledTrigger, str]] = field(default_factory=list)
+
+
+class Bucket:
+    """The triggers of one (type, actor) pair, split by how cheaply their guards test."""
+
+    def __init__(self) -> None:
+        self.triggers: list[CompiledTrigger] = []
+        self.unguarded: list[CompiledTrigger] = []
+        # path -> text -> triggers whose guard requires path == text
+        self.by_equality: dict[tuple[str, ...], dict[str, list[CompiledTrigger]]] = {}
+        self.evaluated: list[CompiledTrigger] = []
+
+    def add(self, trigger: CompiledTrigger) -> None:
+        self.triggers.append(trigger)
+        if not trigger.guard.source:
+            self.unguarded.append(trigger)
+        elif trigger.guard.equalities:
+            path, text = trigger.guard.equalities[0]
+            self.by_equality.setdefault(path, {}).setdefault(text, []).append(trigger)
+        else:
+            self.evaluated.append(trigger)
+
+    def guarded_candidates(self, document: dict) -> Iterable[CompiledTrigger]:
+        """Guarded triggers whose indexed condition holds, plus those with none."""
+        for path, by_text in self.by_equality.items():
+            value = document
+            for name in path:
+                value = value.get(name) if isinstance(value, dict) else None
+            if isinstance(value, str):
+                yield from by_text.get(value, ())
+        yield from self.evaluated
+
+
+class TriggerIndex:
+    """Enabled triggers by activity type, then local actor username."""
+
+    def __init__(self, triggers: Iterable[Trigger], version: int = 0):
+        self.version = version
+        self.size = 0
+        self._buckets: dict[str, dict[str, Bucket]] = defaultdict(dict)
+        for trigger in triggers:
+            compiled = CompiledTrigger.of(trigger)
+            for actor in trigger.actor_scope or [ALL_ACTORS]:
+                self._buckets[trigger.activity_type].setdefault(actor, Bucket()).add(compiled)
+            self.size += 1
+
+    @classmethod
+    def load(cls) -> TriggerIndex:
+        version = RegistryVersion.current()
+        return cls(Trigger.objects.filter(enabled=True).order_by("id"), version)
+
+    def buckets(self, activity_type: str, recipient: str) -> list[Bucket]:
+        found = []
+        for type_key in (activity_type, ANY_TYPE) if activity_type != ANY_TYPE else (ANY_TYPE,):
+            by_actor = self._buckets.get(type_key)
+            if by_actor:
+                for actor_key in (recipient, ALL_ACTORS):
+                    bucket = by_actor.get(actor_key)
+                    if bucket is not None:
+                        found.append(bucket)
+        return found
+
+    def candidates(self, activity_type: str, recipient: str, sender: str) -> list[CompiledTrigger]:
+        """Triggers whose type, actor scope and sender scope match (guards not yet tested)."""
+        host = host_of(sender)
+        return [
+            trigger
+            for bucket in self.buckets(activity_type, recipient)
+            for trigger in bucket.triggers
+            if trigger.accepts_sender(sender, host)
+        ]
+
+    def match(self, activity_type: str, recipient: str, sender: str, document: dict) -> Verdicts:
+        """Triggers that pass type, scope and guard for one activity and one recipient."""
+        verdicts = Verdicts()
+        host = host_of(sender)
+        seen: dict[str, tuple[bool, str | None]] = {}  # guard source -> verdict, once each
+        for bucket in self.buckets(activity_type, recipient):
+            for trigger in bucket.unguarded:
+                if trigger.accepts_sender(sender, host):
+                    verdicts.passed.append(trigger)
+            for trigger in bucket.guarded_candidates(document):
+                if not trigger.accepts_sender(sender, host):
+                    continue
+                verdict = seen.get(trigger.guard.source)
+                if verdict is None:
+                    verdict = seen[trigger.guard.source] = guard_passes(trigger.guard, document)
+                passed, error = verdict
+                if passed:
+                    verdicts.passed.append(trigger)
+                elif error is not None:
+                    verdicts.errors.append((trigger, error))
+        return verdicts
+
+
+_current: TriggerIndex | None = None
+_lock = threading.Lock()
+
+
+def trigger_index() -> TriggerIndex:
+    """This process's index, rebuilt if any trigger changed since it was built."""
+    global _current
+    version = RegistryVersion.current()
+    index = _current
+    if index is None or index.version != version:
+        with _lock:
+            if _current is None or _current.version != version:
+                _current = TriggerIndex(Trigger.objects.filter(enabled=True), version)
+            index = _current
+    return index

@@ -1,0 +1,35 @@
+"""Celery tasks of the triggers app (found by ``app.autodiscover_tasks()``).
+
+Both are acks-late (a message is removed from the broker only after the task finished, so
+a killed worker's batch is delivered again) and idempotent by construction.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import DatabaseError, InterfaceError
+
+from . import pipeline, sweeper
+
+
+@shared_task(
+    name="triggers.apply_triggers",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    autoretry_for=(DatabaseError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=10,  # after that the sweeper picks the entries up again
+)
+def apply_triggers(*entry_ids: int) -> int:
+    """Apply triggers to each of these inbox entries not applied yet; returns how many ran."""
+    return pipeline.apply_entries(entry_ids)
+
+
+@shared_task(name="triggers.sweep", ignore_result=True)
+def sweep() -> int:
+    """Periodic (celery beat): re-enqueue entries left unapplied for SWEEP_AFTER_SECONDS."""
+    count, _ = sweeper.sweep()
+    return count
