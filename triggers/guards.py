@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jmespath
 from jmespath import exceptions as jp_errors
@@ -52,21 +52,23 @@ def is_true(value: Any) -> bool:
 class Guard:
     """A compiled guard; call ``passes(document)``.
 
-    ``equalities`` are the ``path == 'text'`` conditions it requires (see
-    ``required_equalities``); the trigger index uses them.
+    ``conditions`` are the simple tests it requires (see ``required_conditions``); the
+    trigger index files the guard under the first. ``exact``: that test is the whole guard.
     """
 
-    __slots__ = ("_evaluate", "equalities", "source")
+    __slots__ = ("_evaluate", "conditions", "exact", "source")
 
     def __init__(
         self,
         source: str,
         evaluate: Evaluator,
-        equalities: list[tuple[tuple[str, ...], str]] | None = None,
+        conditions: list[Condition] | None = None,
+        exact: bool = False,
     ):
         self.source = source
         self._evaluate = evaluate
-        self.equalities = equalities or []
+        self.conditions = conditions or []
+        self.exact = exact
 
     def passes(self, document: dict) -> bool:
         """True when the guard holds; raises ``GuardEvaluationError`` if evaluating failed."""
@@ -84,10 +86,16 @@ class Guard:
 ALWAYS = Guard("", lambda document: True)
 
 
+PASSED, FAILED = (True, None), (False, None)
+
+
 def guard_passes(guard: Guard, document: dict) -> tuple[bool, str | None]:
-    """(passed, error): an error while evaluating counts as failed and is returned, not raised."""
+    """(passed, error): an error while evaluating counts as failed and is returned, not raised.
+
+    The common verdicts are shared constants, so callers may test ``is``.
+    """
     try:
-        return guard.passes(document), None
+        return PASSED if guard.passes(document) else FAILED
     except GuardEvaluationError as exc:
         return False, str(exc)
 
@@ -103,7 +111,9 @@ def compile_guard(source: str) -> Guard:
     except jp_errors.JMESPathError as exc:
         raise GuardSyntaxError(f"invalid guard {source!r}: {_one_line(exc)}") from None
     _check_functions(tree)
-    return Guard(source, _compile(tree), required_equalities(tree))
+    conditions = required_conditions(tree)
+    exact = tree["type"] in ("comparator", "function_expression") and bool(conditions)
+    return Guard(source, _compile(tree), conditions, exact)
 
 
 def _check_functions(node: dict) -> None:
@@ -199,6 +209,18 @@ def _comparator(node: dict) -> Evaluator:
 
         return equality
     compare = _ORDERING[op]
+    right_node = node["children"][1]
+    if right_node["type"] == "literal" and type(right_node["value"]) in (int, float):
+        # `length(x) > `3`` and the like: a number on the right, test the left's type only.
+        bound = right_node["value"]
+
+        def against_number(value):
+            a = left(value)
+            if type(a) in (int, float):
+                return compare(a, bound)
+            return compare(a, bound) if jp_visitor._is_comparable(a) else None
+
+        return against_number
 
     def ordering(value):
         a, b = left(value), right(value)
@@ -231,19 +253,32 @@ def field_path(node: dict) -> tuple[str, ...] | None:
     return None
 
 
-def required_equalities(node: dict) -> list[tuple[tuple[str, ...], str]]:
-    """Conditions ``path == 'text'`` that must hold for the whole guard to be true.
+class Condition(NamedTuple):
+    """A test a guard requires: ``path == 'text'`` (``eq``) or ``contains(path, 'text')``."""
 
-    A comparison of a plain path with a string literal is one; an ``&&`` requires those of
-    both sides. The trigger index files a guard under one of them, so that a thousand guards
-    on different values cost one dictionary look-up, not a thousand evaluations.
+    kind: str
+    path: tuple[str, ...]
+    text: str
+
+
+def required_conditions(node: dict) -> list[Condition]:
+    """Conditions that must hold for the whole guard to be true.
+
+    A comparison of a plain path with a string literal is one, so is ``contains`` of a plain
+    path and a string literal; an ``&&`` requires those of both sides. The trigger index
+    files a guard under one of them, so that a thousand guards on different values cost a
+    dictionary look-up (or a substring test each), not a thousand evaluations.
     """
     if node["type"] == "comparator" and node["value"] == "eq":
         constant = _string_literal(node)
         path = field_path(_other_side(node)) if constant is not None else None
-        return [(path, constant)] if path else []
+        return [Condition("eq", path, constant)] if path else []
+    if node["type"] == "function_expression" and node["value"] == "contains":
+        subject, needle = node["children"]
+        path = field_path(subject)
+        return [Condition("contains", path, needle["value"])] if path and _is_text(needle) else []
     if node["type"] == "and_expression":
-        return required_equalities(node["children"][0]) + required_equalities(node["children"][1])
+        return required_conditions(node["children"][0]) + required_conditions(node["children"][1])
     return []
 
 
@@ -305,6 +340,17 @@ def _function(node: dict) -> Evaluator:
     arguments = [_compile(child) for child in node["children"]]
     fast = _FAST_FUNCTIONS.get(name)
     call = _FUNCTIONS.call_function
+    if fast is not None and len(arguments) == 2 and _is_text(node["children"][1]):
+        # contains(path, 'text') and friends, the usual keyword guard: no argument list.
+        subject, text = arguments[0], node["children"][1]["value"]
+
+        def with_text(value):
+            a = subject(value)
+            if isinstance(a, str):
+                return fast(a, text)
+            return call(name, [a, text])  # lists, and JMESPath's errors for the rest
+
+        return with_text
     if fast is not None and len(arguments) == 2:
         first, second = arguments
 
@@ -327,6 +373,10 @@ def _function(node: dict) -> Evaluator:
 
 
 _NOT_FAST = object()
+
+
+def _is_text(node: dict) -> bool:
+    return node["type"] == "literal" and isinstance(node["value"], str)
 
 
 def _contains(subject, search):

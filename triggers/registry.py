@@ -2,9 +2,10 @@
 
 Triggers are filed by activity type (or ``*``) and then by local actor (or ``*`` for all).
 An activity for one recipient therefore looks in at most four buckets. Inside a bucket,
-guards that require ``path == 'text'`` are filed under that path and text, so a bucket of a
-thousand such guards costs one dictionary look-up per distinct path; only the remaining
-guards are evaluated one by one (each distinct guard once per activity).
+guards that require ``path == 'text'`` are filed under that path and text (a thousand of
+them cost one dictionary look-up per distinct path), guards that require
+``contains(path, 'text')`` under that path (one substring test each, no interpreter); only
+the remaining guards are evaluated one by one, each distinct guard once per activity.
 
 Each process keeps one index and rebuilds it when ``RegistryVersion`` moved, which every
 trigger save or delete bumps.
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 from fedsx.models import host_of
 
-from .guards import Guard, compile_guard, guard_passes
+from .guards import FAILED, PASSED, Guard, compile_guard, guard_passes
 from .models import ANY_TYPE, RegistryVersion, Trigger
 
 ALL_ACTORS = "*"
@@ -71,29 +72,55 @@ class Bucket:
     def __init__(self) -> None:
         self.triggers: list[CompiledTrigger] = []
         self.unguarded: list[CompiledTrigger] = []
-        # path -> text -> triggers whose guard requires path == text
+        # path -> text -> triggers whose guard requires path == 'text'
         self.by_equality: dict[tuple[str, ...], dict[str, list[CompiledTrigger]]] = {}
-        self.evaluated: list[CompiledTrigger] = []
+        # path -> [(text, triggers)] whose guard requires contains(path, 'text')
+        self.by_contains: dict[tuple[str, ...], dict[str, list[CompiledTrigger]]] = {}
+        # guard source -> (guard, its triggers): guards with nothing to look up
+        self.evaluated: dict[str, tuple[Guard, list[CompiledTrigger]]] = {}
 
     def add(self, trigger: CompiledTrigger) -> None:
         self.triggers.append(trigger)
-        if not trigger.guard.source:
+        guard = trigger.guard
+        if not guard.source:
             self.unguarded.append(trigger)
-        elif trigger.guard.equalities:
-            path, text = trigger.guard.equalities[0]
-            self.by_equality.setdefault(path, {}).setdefault(text, []).append(trigger)
+        elif guard.conditions:
+            kind, path, text = guard.conditions[0]
+            filed = self.by_equality if kind == "eq" else self.by_contains
+            filed.setdefault(path, {}).setdefault(text, []).append(trigger)
         else:
-            self.evaluated.append(trigger)
+            self.evaluated.setdefault(guard.source, (guard, []))[1].append(trigger)
 
-    def guarded_candidates(self, document: dict) -> Iterable[CompiledTrigger]:
-        """Guarded triggers whose indexed condition holds, plus those with none."""
+    def looked_up(self, document: dict) -> Iterable[tuple[CompiledTrigger, bool]]:
+        """(trigger, settled) for each trigger whose filed condition holds for this document.
+
+        ``settled``: the condition was the whole guard, so it passed. Otherwise the guard
+        must still be evaluated; that includes a ``contains`` whose subject is neither text
+        nor a list, where JMESPath raises and the error is recorded.
+        """
         for path, by_text in self.by_equality.items():
-            value = document
-            for name in path:
-                value = value.get(name) if isinstance(value, dict) else None
+            value = _at(document, path)
             if isinstance(value, str):
-                yield from by_text.get(value, ())
-        yield from self.evaluated
+                for trigger in by_text.get(value, ()):
+                    yield trigger, trigger.guard.exact
+        for path, by_text in self.by_contains.items():
+            subject = _at(document, path)
+            if isinstance(subject, str | list):
+                for text, triggers in by_text.items():
+                    if text in subject:
+                        for trigger in triggers:
+                            yield trigger, trigger.guard.exact
+            else:
+                for triggers in by_text.values():
+                    for trigger in triggers:
+                        yield trigger, False
+
+
+def _at(document: dict, path: tuple[str, ...]):
+    value = document
+    for name in path:
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
 
 
 class TriggerIndex:
@@ -140,21 +167,31 @@ class TriggerIndex:
         verdicts = Verdicts()
         host = host_of(sender)
         seen: dict[str, tuple[bool, str | None]] = {}  # guard source -> verdict, once each
+
+        def verdict_of(guard: Guard) -> tuple[bool, str | None]:
+            verdict = seen.get(guard.source)
+            if verdict is None:
+                verdict = seen[guard.source] = guard_passes(guard, document)
+            return verdict
+
+        def keep(trigger: CompiledTrigger, verdict: tuple[bool, str | None]) -> None:
+            if trigger.senders and not trigger.accepts_sender(sender, host):
+                return
+            if verdict[0]:
+                verdicts.passed.append(trigger)
+            elif verdict[1] is not None:
+                verdicts.errors.append((trigger, verdict[1]))
+
         for bucket in self.buckets(activity_type, recipient):
             for trigger in bucket.unguarded:
-                if trigger.accepts_sender(sender, host):
-                    verdicts.passed.append(trigger)
-            for trigger in bucket.guarded_candidates(document):
-                if not trigger.accepts_sender(sender, host):
-                    continue
-                verdict = seen.get(trigger.guard.source)
-                if verdict is None:
-                    verdict = seen[trigger.guard.source] = guard_passes(trigger.guard, document)
-                passed, error = verdict
-                if passed:
-                    verdicts.passed.append(trigger)
-                elif error is not None:
-                    verdicts.errors.append((trigger, error))
+                keep(trigger, PASSED)
+            for trigger, settled in bucket.looked_up(document):
+                keep(trigger, PASSED if settled else verdict_of(trigger.guard))
+            for guard, triggers in bucket.evaluated.values():
+                verdict = verdict_of(guard)
+                if verdict is not FAILED:
+                    for trigger in triggers:
+                        keep(trigger, verdict)
         return verdicts
 
 

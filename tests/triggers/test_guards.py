@@ -143,9 +143,14 @@ def test_guards_are_compiled_once_per_text():
     assert compile_guard("object.type == 'Note'") is compile_guard("object.type == 'Note'")
 
 
-def test_required_equalities_are_found_for_the_index():
+def test_required_conditions_are_found_for_the_index():
     guard = compile_guard("object.type == 'Note' && (actor == 'x' || actor == 'y')")
-    assert guard.equalities == [(("object", "type"), "Note")]
-    assert compile_guard("'Note' == object.type").equalities == [(("object", "type"), "Note")]
-    assert compile_guard("object.type == 'Note' || true").equalities == []
-    assert compile_guard("n == `1`").equalities == []
+    assert guard.conditions == [("eq", ("object", "type"), "Note")] and not guard.exact
+    assert compile_guard("'Note' == object.type").conditions == [("eq", ("object", "type"), "Note")]
+    assert compile_guard("'Note' == object.type").exact
+    assert compile_guard("object.type == 'Note' || true").conditions == []
+    assert compile_guard("n == `1`").conditions == []
+    keyword = compile_guard("contains(object.content, 'spam')")
+    assert keyword.conditions == [("contains", ("object", "content"), "spam")] and keyword.exact
+    both = compile_guard("contains(to, 'x') && length(to) > `1`")
+    assert both.conditions == [("contains", ("to",), "x")] and not both.exact

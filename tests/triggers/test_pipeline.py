@@ -143,9 +143,23 @@ def test_equality_guards_are_looked_up_not_evaluated(demo):
     (bucket,) = TriggerIndex.load().buckets("Follow", "demo")
     assert len(bucket.evaluated) == 0
     document = {"object": "http://testserver/actors/demo"}
-    assert [t.label for t in bucket.guarded_candidates(document)] == ["hit"]
+    assert [(t.label, settled) for t, settled in bucket.looked_up(document)] == [("hit", True)]
     (firing,) = apply_triggers(append(demo, follow()))
     assert firing.trigger.label == "hit"
+
+
+@pytest.mark.django_db
+def test_keyword_guards_are_filed_by_path_and_errors_still_recorded(demo):
+    for word in ("spam", "scam", "hello"):
+        add_trigger(label=word, guard=f"contains(summary, '{word}')", flow_name="test.done")
+    add_trigger(label="and", guard="contains(summary, 'hello') && summary != 'x'", flow_name="x")
+    (bucket,) = TriggerIndex.load().buckets("Follow", "demo")
+    assert len(bucket.evaluated) == 0
+    fired = apply_triggers(append(demo, follow(summary="hello spam")))
+    assert {f.trigger.label for f in fired} == {"spam", "hello", "and"}
+    # contains() of a missing field is an error in JMESPath: recorded, not silently skipped
+    fired = apply_triggers(append(demo, follow()))
+    assert {f.outcome for f in fired} == {Firing.Outcome.ERROR} and len(fired) == 4
 
 
 @pytest.mark.django_db
