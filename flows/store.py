@@ -5,19 +5,22 @@ never lets a flow's exception or bad input escape. Each works inside a caller's
 ``transaction.atomic()`` block: it uses savepoints, never commits on its own, and leaves
 the outer transaction usable after a flow crashes.
 
-A resume costs one row lock, one SELECT of the log (three columns, ordered by seq), one
-INSERT of the new rows and one UPDATE of the instance. Side effects of steps run inside the
-transaction, each in its own savepoint: a step that fails rolls back only its own writes,
-and a step's effects commit together with the log row that records them.
+A resume costs one row lock, one SELECT of the log (kind, tag and value in seq order,
+decoded in one call on Postgres), one INSERT of the new rows and one UPDATE of the instance.
+Side effects of steps run inside the transaction, each in its own savepoint: a step that
+fails rolls back only its own writes, and a step's effects commit together with the log
+row that records them.
 """
 
 from __future__ import annotations
 
 import traceback
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.db import DatabaseError, OperationalError, transaction
+import orjson
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import QuerySet
 
 from .engine import (
@@ -119,8 +122,21 @@ def _no_such_instance(instance_id: Any) -> Outcome:
     return _refused("no_such_instance", f"there is no flow instance {instance_id!r}")
 
 
-def _read_log(instance: FlowInstance) -> list[tuple[str, str, Any]]:
-    """The whole log as (kind, tag, value), one query, no model objects."""
+# On Postgres the log comes back as one JSON array decoded in one orjson call: per-row
+# JSONField decoding through the ORM cost several times more at 1,000+ entries.
+_LOG_AS_ONE_ARRAY = (
+    "SELECT json_agg(json_build_array(kind, tag, value) ORDER BY seq)::text"
+    " FROM flows_flowlogentry WHERE instance_id = %s"
+)
+
+
+def _read_log(instance: FlowInstance) -> list[Sequence[Any]]:
+    """The whole log as (kind, tag, value) in seq order: one query, no model objects."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_LOG_AS_ONE_ARRAY, [instance.pk])
+            (text,) = cursor.fetchone()
+        return orjson.loads(text) if text else []
     rows = FlowLogEntry.objects.filter(instance_id=instance.pk).order_by("seq")
     return list(rows.values_list("kind", "tag", "value"))
 
