@@ -15,6 +15,8 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
 
 def _text(value: str | bytes) -> str:
+    if type(value) is str:
+        return value
     # Header bytes are Latin-1 on the wire side of WSGI; keep them byte-for-byte.
     return value.decode("latin-1") if isinstance(value, bytes | bytearray) else str(value)
 

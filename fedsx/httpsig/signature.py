@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,7 +28,31 @@ def timestamp(value: int, name: str) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
+# IMF-fixdate, what every server sends: "Sun, 06 Nov 1994 08:49:37 GMT". Read directly,
+# since email.utils costs ~10x more; other forms (RFC 850, asctime, offsets) go there.
+_IMF_FIXDATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([0-9]{4}) "
+    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT"
+)
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
+
+
 def parse_http_date(value: str) -> datetime:
+    match = _IMF_FIXDATE.fullmatch(value)
+    if match:
+        day, month, year, hour, minute, second = match.groups()
+        try:
+            return datetime(
+                int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=UTC
+            )
+        except ValueError as exc:  # 31 Feb, 25:00:00, ...
+            raise SignatureError("invalid_date", "the Date header is not an HTTP date") from exc
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError) as exc:

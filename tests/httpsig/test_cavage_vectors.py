@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 
 from fedsx.httpsig import HttpRequest, SignatureError, load_public_key, parse_signature
 from fedsx.httpsig import verify_request as _verify_request
+from fedsx.httpsig.signature import parse_http_date
 
 from .vectors import (
     CAVAGE,
@@ -176,3 +177,23 @@ def test_quirk_is_only_the_query_dropped():
     case = dict(MASTODON_CASES["get-query-not-signed-quirk"])
     case["path"] = "/activitypub/other?foo=42"
     assert refusal(mastodon_request(case), BOB, MASTODON_NOW) == "bad_signature"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Sun, 05 Jan 2014 21:31:40 GMT", "2014-01-05T21:31:40+00:00"),  # IMF-fixdate
+        ("Sunday, 05-Jan-14 21:31:40 GMT", "2014-01-05T21:31:40+00:00"),  # RFC 850
+        ("Sun, 05 Jan 2014 22:31:40 +0100", "2014-01-05T21:31:40+00:00"),
+    ],
+)
+def test_http_dates(value, expected):
+    assert parse_http_date(value).astimezone(UTC).isoformat() == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["wrong date", "Sun, 31 Feb 2014 21:31:40 GMT", "Sun, 05 Jan 2014 25:31:40 GMT", ""]
+)
+def test_unparsable_dates(value):
+    with pytest.raises(SignatureError, match="invalid_date"):
+        parse_http_date(value)
