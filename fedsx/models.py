@@ -211,11 +211,3 @@ class DomainBlock(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.domain = self.domain.strip().lower()
         super().save(*args, **kwargs)
-
-    @classmethod
-    def blocks(cls, host: str) -> bool:
-        """Is ``host`` (or a parent domain of it) blocked? A port is ignored."""
-        name = host.lower().rsplit(":", 1)[0] if host.count(":") == 1 else host.lower()
-        parts = name.split(".")
-        candidates = [".".join(parts[i:]) for i in range(len(parts))]
-        return cls.objects.filter(domain__in=candidates).exists()

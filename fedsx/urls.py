@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import views
+from .inbox import InboxView
 
 urlpatterns = [
     path(".well-known/webfinger", views.WebFingerView.as_view(), name="webfinger"),
@@ -20,4 +21,9 @@ urlpatterns = [
         views.FollowCollectionView.as_view(direction="following"),
         name="following",
     ),
+]
+
+urlpatterns += [
+    path("inbox", InboxView.as_view(), name="shared-inbox"),
+    path("actors/<str:name>/inbox", InboxView.as_view(), name="inbox"),
 ]

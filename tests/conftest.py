@@ -1,7 +1,19 @@
 import pytest
 from rest_framework.test import APIClient
 
+from fedsx import blocks, keys
 from fedsx.actors import create_local_actor
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Each test starts with empty per-process key and block-list caches: the database is
+    rolled back between tests, the caches would not be."""
+    keys.forget()
+    blocks._invalidate()
+    yield
+    keys.forget()
+    blocks._invalidate()
 
 
 @pytest.fixture

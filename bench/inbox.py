@@ -1,0 +1,264 @@
+"""Inbox throughput: signed POSTs to the inbox served by gunicorn (2 sync workers) on
+Postgres, from a separate load process over loopback, against a *floor* view measured in
+the same run (parse JSON, verify one RSA signature, insert one row: bench/floor.py).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
+        .venv/bin/python bench/inbox.py [--requests 3000] [--dispatch]
+
+Keys are already cached (the sender's key is in the database and each worker warms its
+cache first). With --dispatch (needs CELERY_BROKER_URL) it also measures the inbox with the
+post-commit trigger dispatch switched on, against the same inbox with it off. It uses its
+own database, fedsx_bench, which it drops and recreates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_DB = "fedsx_bench"
+SENDER = "https://remote.example/users/bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        sys.exit("bench/inbox.py needs DATABASE_URL=postgres://... (it creates fedsx_bench)")
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+
+
+def setup_django(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    import django
+
+    django.setup()
+
+
+def prepare(port: int, count: int) -> dict[str, list[tuple[str, dict, bytes]]]:
+    """Migrate, create the actors, and sign every request in advance."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from fedsx import httpsig
+    from fedsx.actors import create_local_actor
+    from fedsx.crypto import generate_rsa_keypair
+    from fedsx.models import Actor
+
+    call_command("migrate", verbosity=0)
+    local = create_local_actor("bench")
+    private_pem, public_pem = generate_rsa_keypair()
+    Actor.objects.create(
+        ap_id=SENDER,
+        domain="remote.example",
+        key_id=f"{SENDER}#main-key",
+        public_key_pem=public_pem,
+        followers_url=f"{SENDER}/followers",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_floor (id bigserial primary key, body jsonb)")
+
+    def signed(path: str, n: int) -> tuple[str, dict, bytes]:
+        activity = {
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": f"{SENDER}/statuses/{path.strip('/').replace('/', '-')}-{n}/activity",
+            "type": "Create",
+            "actor": SENDER,
+            "to": [local.ap_id],
+            "object": {
+                "id": f"{SENDER}/statuses/{n}",
+                "type": "Note",
+                "content": "<p>" + "benchmark " * 40 + "</p>",
+            },
+        }
+        body = json.dumps(activity).encode()
+        headers = {"Content-Type": "application/activity+json"}
+        headers |= httpsig.sign_cavage(
+            "POST",
+            f"http://127.0.0.1:{port}{path}",
+            headers,
+            body,
+            f"{SENDER}#main-key",
+            private_pem,
+        )
+        return path, headers, body
+
+    return {
+        name: [signed(path, n) for n in range(count)]
+        for name, path in (("floor", "/floor/inbox"), ("fedsx", "/actors/bench/inbox"))
+    }
+
+
+def post(port: int, request: tuple[str, dict, bytes]) -> tuple[int, float]:
+    path, headers, body = request
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        status = conn.getresponse().status
+    finally:
+        conn.close()
+    return status, time.perf_counter() - started
+
+
+def load_process(port: int, requests: list, threads: int, out) -> None:
+    with ThreadPoolExecutor(threads) as pool:
+        out.put(list(pool.map(lambda r: post(port, r), requests)))
+
+
+def run_load(port: int, requests: list, processes: int = 2, threads: int = 6) -> dict:
+    """Send every request from separate load processes; accepted/s and latencies."""
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    shares = [requests[i::processes] for i in range(processes)]
+    started = time.perf_counter()
+    workers = [
+        multiprocessing.Process(target=load_process, args=(port, s, threads, queue)) for s in shares
+    ]
+    for w in workers:
+        w.start()
+    results = [r for _ in workers for r in queue.get()]
+    elapsed = time.perf_counter() - started
+    for w in workers:
+        w.join()
+    latencies = sorted(latency for status, latency in results)
+    statuses = [status for status, _ in results]
+    accepted = statuses.count(202)
+    return {
+        "accepted_per_s": accepted / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "accepted": accepted,
+        "sent": len(results),
+        "other_statuses": sorted(set(statuses) - {202}),
+    }
+
+
+def serve(port: int, env: dict[str, str]) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "fedsx.server.wsgi",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    sys.exit("gunicorn did not start")
+
+
+def measure(name: str, port: int, env: dict, requests: list, warmup: int) -> dict:
+    server = serve(port, env)
+    try:
+        run_load(port, requests[:warmup])  # warms connections and the key caches
+        return run_load(port, requests[warmup:])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument(
+        "--dispatch",
+        action="store_true",
+        help="also measure with the post-commit trigger dispatch on",
+    )
+    args = parser.parse_args()
+    port = free_port()
+    url = bench_database_url()
+    recreate_database(url)
+    env = {
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "SECRET_KEY": "bench-only",
+        "FEDSX_BASE_URL": f"http://127.0.0.1:{port}",
+        "FEDSX_DATA_DIR": str(ROOT / "data" / "bench"),
+    }
+    setup_django(env)
+    warmup = 200
+    print(f"signing {2 * (args.requests + warmup)} requests ...", flush=True)
+    signed = prepare(port, args.requests + warmup)
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    runs = [
+        ("floor", "floor", {}),
+        ("fedsx", "fedsx", {"BENCH_DISPATCH": "0", "CELERY_BROKER_URL": ""}),
+    ]
+    if args.dispatch:
+        if not broker:
+            sys.exit("--dispatch needs CELERY_BROKER_URL")
+        runs.append(
+            ("fedsx+dispatch", "fedsx", {"BENCH_DISPATCH": "1", "CELERY_BROKER_URL": broker})
+        )
+    results = {}
+    for label, kind, extra in runs:
+        requests = signed[kind]
+        if label == "fedsx+dispatch":  # fresh activities: the dispatch runs on new entries only
+            from django.db import connection
+
+            with connection.cursor() as cursor:
+                cursor.execute("TRUNCATE fedsx_inboxentry, fedsx_activity CASCADE")
+        results[label] = measure(label, port, {**env, **extra}, requests, warmup)
+        r = results[label]
+        print(
+            f"{label:15} {r['accepted_per_s']:8.0f} accepted/s   p50 {r['p50_ms']:6.1f} ms"
+            f"   p99 {r['p99_ms']:6.1f} ms   ({r['accepted']}/{r['sent']} accepted"
+            f"{', other: ' + str(r['other_statuses']) if r['other_statuses'] else ''})",
+            flush=True,
+        )
+    floor = results["floor"]["accepted_per_s"]
+    print(
+        f"fedsx / floor throughput: {results['fedsx']['accepted_per_s'] / floor:.2f}"
+        "  (target >= 0.70)"
+    )
+    if "fedsx+dispatch" in results:
+        ratio = results["fedsx+dispatch"]["accepted_per_s"] / results["fedsx"]["accepted_per_s"]
+        print(f"dispatch on / off throughput: {ratio:.2f}  (target >= 0.80)")
+
+
+if __name__ == "__main__":
+    main()

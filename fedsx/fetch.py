@@ -1,0 +1,160 @@
+"""Fetching remote ActivityPub documents (actors, keys) safely.
+
+Every fetch is bounded (timeout, size, redirects) and guarded against SSRF: a keyId is
+chosen by whoever sends us a request, so its host is resolved here and refused when any
+address is loopback, private, link-local, reserved or a cloud metadata service, unless
+the host is in ``FETCH_ALLOWLIST``. The connection then goes to the address that was
+checked (the host name is kept for the Host header and TLS), so a DNS answer that changes
+between the check and the connect cannot reach an internal address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+import orjson
+
+from . import media
+from .conf import fedsx_settings
+
+USER_AGENT = "fedsx/0.1 (+https://github.com/fedsx/fedsx)"
+ACCEPT = f"{media.ACTIVITY_JSON}, {media.LD_JSON_AS}"
+METADATA_ADDRESSES = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud metadata
+}
+
+
+class FetchError(Exception):
+    """A fetch that did not give a document. ``temporary`` failures deserve a retry."""
+
+    def __init__(self, code: str, detail: str, *, temporary: bool = False, gone: bool = False):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.temporary = temporary
+        self.gone = gone
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    host: str
+    port: int
+    address: str
+
+
+def allowlist() -> set[str]:
+    return {h.strip().lower() for h in fedsx_settings.FETCH_ALLOWLIST.split(",") if h.strip()}
+
+
+def is_internal(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    # is_global is False for loopback, private, link-local, reserved, shared (CGNAT) and
+    # unspecified ranges; multicast can be "global" and is never a document server.
+    return ip in METADATA_ADDRESSES or not ip.is_global or ip.is_multicast
+
+
+def resolve_target(url: str) -> Target:
+    """Check a URL and pick the address to connect to; raises FetchError("refused_url")."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise FetchError("refused_url", "not a valid URL") from None
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in {"http", "https"} or not host:
+        raise FetchError("refused_url", "only http(s) URLs with a host are fetched")
+    if parts.username or parts.password:
+        raise FetchError("refused_url", "URLs with credentials are not fetched")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise FetchError("unresolvable", f"cannot resolve {host}", temporary=True) from None
+    addresses = [info[4][0] for info in infos]
+    allowed = host in allowlist() or f"{host}:{port}" in allowlist()
+    if not allowed and any(is_internal(a) for a in addresses):
+        raise FetchError("refused_url", f"{host} resolves to an internal address")
+    return Target(url=url, host=host, port=port, address=addresses[0])
+
+
+def _pinned_request(client: httpx.Client, target: Target) -> httpx.Request:
+    parts = urlsplit(target.url)
+    address = f"[{target.address}]" if ":" in target.address else target.address
+    netloc = f"{address}:{target.port}"
+    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return client.build_request(
+        "GET",
+        pinned,
+        headers={"Host": host_header, "Accept": ACCEPT, "User-Agent": USER_AGENT},
+        extensions={"sni_hostname": target.host},
+    )
+
+
+def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise FetchError("too_large", f"document larger than {limit} bytes")
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise FetchError("too_large", f"document larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def fetch_json(url: str) -> dict[str, Any]:
+    """GET an ActivityPub document; raises FetchError (temporary, gone or permanent)."""
+    timeout = fedsx_settings.FETCH_TIMEOUT_SECONDS
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        for _ in range(fedsx_settings.FETCH_MAX_REDIRECTS + 1):
+            target = resolve_target(url)
+            try:
+                response = client.send(_pinned_request(client, target), stream=True)
+                try:
+                    if response.is_redirect and "location" in response.headers:
+                        url = urljoin(url, response.headers["location"])
+                        continue
+                    _raise_for_status(response)
+                    body = _read_capped(response, fedsx_settings.FETCH_MAX_BYTES)
+                finally:
+                    response.close()
+            except httpx.TimeoutException:
+                raise FetchError("timeout", f"{target.host} timed out", temporary=True) from None
+            except httpx.HTTPError as exc:
+                raise FetchError(
+                    "unreachable", f"{target.host}: {type(exc).__name__}", temporary=True
+                ) from None
+            return _parse_document(body)
+    raise FetchError("too_many_redirects", "too many redirects")
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    code = response.status_code
+    if code == 200:
+        return
+    if code in (404, 410):
+        raise FetchError("gone", f"the document is gone ({code})", gone=True)
+    if code == 429 or code >= 500:
+        raise FetchError("remote_error", f"remote answered {code}", temporary=True)
+    raise FetchError("remote_refused", f"remote answered {code}")
+
+
+def _parse_document(body: bytes) -> dict[str, Any]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise FetchError("bad_document", "the document is not JSON") from None
+    if not isinstance(document, dict):
+        raise FetchError("bad_document", "the document is not a JSON object")
+    return document

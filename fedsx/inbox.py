@@ -1,0 +1,244 @@
+"""The inbox: the node's front door. Nothing unverified gets past it.
+
+``POST /actors/<name>/inbox`` and ``POST /inbox`` (shared) run the gate in this order, and
+the first failure answers a 4xx JSON error with nothing stored:
+
+    size → content type → recipient → signature present → body digest → JSON →
+    blocked domain → key (cache, database, fetch) → signature → key owner == actor → append
+
+This is a plain Django view rather than a DRF one: it is the hot path, and it answers
+nothing but small JSON errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urldefrag, urlsplit
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+
+from . import httpsig, keys
+from .blocks import is_blocked
+from .conf import fedsx_settings
+from .kernel import append_inbox, id_of, shared_inbox_recipients
+from .models import Actor, host_of
+
+logger = logging.getLogger("fedsx.inbox")
+
+ACCEPTED_CONTENT_TYPES = {"application/activity+json", "application/ld+json", "application/json"}
+
+
+@dataclass
+class Rejection(Exception):
+    status: int
+    code: str
+    detail: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(status: int, body: dict[str, Any], headers: dict | None = None) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def error_response(rejection: Rejection) -> HttpResponse:
+    return json_response(
+        rejection.status,
+        {"error": rejection.code, "detail": rejection.detail},
+        rejection.headers,
+    )
+
+
+def accepted(detail: str = "accepted") -> HttpResponse:
+    return json_response(202, {"status": detail})
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class InboxView(View):
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, name: str | None = None) -> HttpResponse:
+        try:
+            return receive(request, name)
+        except Rejection as rejection:
+            logger.info(
+                "inbox refused %s %s: %s", rejection.status, rejection.code, rejection.detail
+            )
+            return error_response(rejection)
+        except Exception:
+            # Never a traceback to a peer; a 503 makes the sender retry, so nothing is lost.
+            logger.exception("inbox failed unexpectedly")
+            return error_response(
+                Rejection(
+                    503,
+                    "internal_error",
+                    "the node could not take the activity; retry later",
+                    {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
+                )
+            )
+
+    def http_method_not_allowed(self, request, *args, **kwargs) -> HttpResponse:
+        response = error_response(
+            Rejection(405, "method_not_allowed", "an inbox only accepts POST")
+        )
+        response["Allow"] = "POST"
+        return response
+
+
+def receive(request: HttpRequest, name: str | None) -> HttpResponse:
+    body = read_body(request)
+    check_content_type(request)
+    recipient = local_recipient(name) if name is not None else None
+    signed = signed_request(request, body)
+    signature = parse_signature(signed)
+    check_digest(signed)
+    activity = parse_activity(body)
+    actor_id = id_of(activity.get("actor"))
+    check_not_blocked(signature.key_id, actor_id)
+    try:
+        key = keys.key_for(signature.key_id)
+    except keys.KeyUnavailable as exc:
+        if exc.gone and is_self_delete(activity, signature.key_id):
+            return accepted("actor deleted")  # the common Delete flood: nothing to store
+        raise key_rejection(exc) from None
+    key = verify(signed, signature, key)
+    if key.owner != actor_id:
+        raise Rejection(401, "owner_mismatch", "the signing key does not belong to the actor")
+    if recipient is not None:
+        recipients = [recipient]
+    else:
+        recipients = shared_inbox_recipients(activity, Actor.objects.filter(ap_id=actor_id).first())
+    append_inbox(activity, recipients)
+    return accepted()
+
+
+def read_body(request: HttpRequest) -> bytes:
+    limit = fedsx_settings.MAX_BODY_BYTES
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not declared.isdigit():
+        raise Rejection(400, "bad_content_length", "Content-Length is not a number")
+    if int(declared) > limit:
+        raise Rejection(413, "too_large", f"bodies are limited to {limit} bytes")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise Rejection(413, "too_large", f"bodies are limited to {limit} bytes")
+    return body
+
+
+def check_content_type(request: HttpRequest) -> None:
+    if request.content_type not in ACCEPTED_CONTENT_TYPES:
+        raise Rejection(
+            415,
+            "unsupported_media_type",
+            "send application/activity+json, application/ld+json or application/json",
+        )
+
+
+def local_recipient(name: str) -> Actor:
+    actor = Actor.objects.filter(is_local=True, username=name).only("id", "ap_id").first()
+    if actor is None:
+        raise Rejection(404, "not_found", f"no local actor named {name!r}")
+    return actor
+
+
+def signed_request(request: HttpRequest, body: bytes) -> httpsig.HttpRequest:
+    # The raw request target and header values as sent: that is what was signed.
+    return httpsig.HttpRequest.from_wsgi(request.META, body)
+
+
+def parse_signature(signed: httpsig.HttpRequest) -> httpsig.ParsedSignature:
+    try:
+        return httpsig.parse_signature(signed)
+    except httpsig.SignatureError as exc:
+        raise Rejection(401, exc.code, exc.detail) from None
+
+
+def check_digest(signed: httpsig.HttpRequest) -> None:
+    try:
+        httpsig.verify_digest(signed)
+    except httpsig.SignatureError as exc:
+        status = 400 if exc.code == "digest_mismatch" else 401
+        raise Rejection(status, exc.code, exc.detail) from None
+
+
+def parse_activity(body: bytes) -> dict[str, Any]:
+    try:
+        activity = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Rejection(400, "malformed_json", "the body is not valid JSON") from None
+    if not isinstance(activity, dict):
+        raise Rejection(400, "not_an_object", "an activity is a JSON object")
+    if not isinstance(activity.get("type"), str) or not activity["type"]:
+        raise Rejection(400, "missing_type", "the activity has no type")
+    if not id_of(activity.get("actor")):
+        raise Rejection(400, "missing_actor", "the activity has no actor")
+    return activity
+
+
+def check_not_blocked(key_id: str, actor_id: str) -> None:
+    for host in {host_of(key_id), host_of(actor_id)}:
+        if is_blocked(host):
+            raise Rejection(403, "domain_blocked", "deliveries from this domain are refused")
+
+
+def is_self_delete(activity: dict[str, Any], key_id: str) -> bool:
+    """A Delete of the signing actor itself, signed with one of its own keys."""
+    actor_id = id_of(activity.get("actor"))
+    key_url = urldefrag(key_id)[0]
+    return (
+        activity.get("type") == "Delete"
+        and bool(actor_id)
+        and id_of(activity.get("object")) == actor_id
+        and (key_url == actor_id or key_url.startswith(actor_id + "/"))
+    )
+
+
+def key_rejection(exc: keys.KeyUnavailable) -> Rejection:
+    if exc.temporary:
+        return Rejection(
+            503,
+            "key_unavailable",
+            f"the signing key could not be fetched: {exc.detail}",
+            {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
+        )
+    code = exc.code if exc.code.startswith("key_") else f"key_{exc.code}"
+    return Rejection(401, code, exc.detail)
+
+
+def verify(
+    signed: httpsig.HttpRequest, signature: httpsig.ParsedSignature, key: keys.VerificationKey
+) -> keys.VerificationKey:
+    """Verify, refetching the key once if it may have been rotated."""
+    options = {
+        "now": timezone.now(),
+        "max_skew": fedsx_settings.MAX_CLOCK_SKEW_SECONDS,
+        "max_age": fedsx_settings.MAX_SIGNATURE_AGE_SECONDS,
+        "scheme": urlsplit(fedsx_settings.BASE_URL).scheme or "https",
+    }
+    try:
+        httpsig.verify_request(signed, signature, key.public_key, **options)
+        return key
+    except httpsig.SignatureError as exc:
+        if exc.code != "bad_signature":
+            raise Rejection(401, exc.code, exc.detail) from None
+        first_error = exc
+    try:
+        fresh = keys.refetch_if_stale(key)
+    except keys.KeyUnavailable as exc:
+        raise key_rejection(exc) from None
+    if fresh is None:
+        raise Rejection(401, first_error.code, first_error.detail)
+    try:
+        httpsig.verify_request(signed, signature, fresh.public_key, **options)
+    except httpsig.SignatureError as exc:
+        raise Rejection(401, exc.code, exc.detail) from None
+    return fresh

@@ -1,0 +1,206 @@
+"""The kernel append: a verified activity becomes one Activity row and one InboxEntry per
+local recipient, with the projections it implies, in one transaction.
+
+Appending is idempotent: a repeat delivery finds the stored activity and its entries and
+adds nothing. Triggers are not run here: ``post_save`` fires for each new entry and the
+triggers app defers its work to after the commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+
+from . import keys
+from .cid import activity_cid
+from .conf import fedsx_settings
+from .models import Activity, Actor, Follow, InboxEntry, host_of
+
+ADDRESS_FIELDS = ("to", "cc", "bto", "bcc", "audience")
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    activity: Activity
+    entries: list[InboxEntry]  # the entries this append created (empty for a repeat)
+    created: bool  # whether the activity itself was new
+
+
+def id_of(value: Any) -> str:
+    """The id of an ActivityStreams reference: a string, or an object's ``id``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        return value["id"]
+    return ""
+
+
+def addressed_ids(activity: dict[str, Any]) -> set[str]:
+    ids: set[str] = set()
+    for field in ADDRESS_FIELDS:
+        value = activity.get(field)
+        for item in value if isinstance(value, list) else [value]:
+            if ref := id_of(item):
+                ids.add(ref)
+    return ids
+
+
+def shared_inbox_recipients(activity: dict[str, Any], sender: Actor | None) -> list[Actor]:
+    """Local actors an activity posted to the shared inbox is for: those addressed directly,
+    and the sender's local followers when its followers collection is addressed."""
+    addressed = addressed_ids(activity)
+    sender_id = id_of(activity.get("actor"))
+    followers_url = (sender.followers_url if sender else "") or f"{sender_id}/followers"
+    query = Q(is_local=True, ap_id__in=addressed)
+    if followers_url in addressed:
+        query |= Q(
+            is_local=True,
+            following_set__following__ap_id=sender_id,
+            following_set__state=Follow.State.ACCEPTED,
+        )
+    return list(Actor.objects.filter(query).distinct())
+
+
+def append_inbox(activity: dict[str, Any], recipients: list[Actor]) -> AppendResult:
+    """Store ``activity`` once and append it to each recipient's inbox log."""
+    cid = activity_cid(activity)
+    with transaction.atomic():
+        stored, created = _upsert_activity(activity, cid)
+        have = set()
+        if not created:
+            have = set(
+                InboxEntry.objects.filter(activity=stored).values_list("actor_id", flat=True)
+            )
+        entries = [_append_entry(actor, stored) for actor in recipients if actor.pk not in have]
+        if created:
+            update_projections(activity)
+    return AppendResult(stored, entries, created)
+
+
+def _upsert_activity(activity: dict[str, Any], cid: str) -> tuple[Activity, bool]:
+    ap_id = id_of(activity) or None
+    lookup = {"ap_id": ap_id} if ap_id else {"activity_cid": cid}
+    existing = Activity.objects.filter(**lookup).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            return Activity.objects.create(
+                ap_id=ap_id,
+                activity_cid=cid,
+                type=str(activity.get("type"))[:64],
+                actor=id_of(activity.get("actor"))[:500],
+                object_id=id_of(activity.get("object"))[:500],
+                payload=activity,
+            ), True
+    except IntegrityError:
+        # A concurrent delivery of the same activity committed first (the unique index
+        # made us wait for it), or another id carries the very same content.
+        return Activity.objects.get(Q(**lookup) | Q(activity_cid=cid)), False
+
+
+def _next_inbox_seq(actor: Actor) -> int:
+    # One statement that increments and reads: the row lock serialises concurrent appends
+    # to one actor's log, so its sequence has no gaps and no duplicates.
+    table = Actor._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET inbox_seq = inbox_seq + 1 WHERE id = %s RETURNING inbox_seq",  # noqa: S608
+            [actor.pk],
+        )
+        return cursor.fetchone()[0]
+
+
+def _append_entry(actor: Actor, activity: Activity) -> InboxEntry:
+    entry = InboxEntry(actor=actor, activity=activity, seq=_next_inbox_seq(actor))
+    entry.save(force_insert=True)  # post_save fires: the triggers app hooks on_commit there
+    return entry
+
+
+# ── projections ────────────────────────────────────────────────────────────────
+
+
+def update_projections(activity: dict[str, Any]) -> None:
+    kind = activity.get("type")
+    handler = PROJECTIONS.get(kind if isinstance(kind, str) else "")
+    if handler is not None:
+        handler(activity)
+
+
+def _actor_row(ap_id: str) -> Actor | None:
+    if not ap_id:
+        return None
+    actor = Actor.objects.filter(ap_id=ap_id).first()
+    if actor is None and not ap_id.startswith(fedsx_settings.BASE_URL + "/"):
+        actor, _ = Actor.objects.get_or_create(ap_id=ap_id, defaults={"domain": host_of(ap_id)})
+    return actor
+
+
+def _follow(activity: dict[str, Any]) -> None:
+    follower = _actor_row(id_of(activity.get("actor")))
+    followed = Actor.objects.filter(ap_id=id_of(activity.get("object"))).first()
+    if follower is None or followed is None or follower.pk == followed.pk:
+        return
+    Follow.objects.update_or_create(
+        follower=follower,
+        following=followed,
+        defaults={"follow_activity_id": id_of(activity)[:500]},
+        create_defaults={
+            "follow_activity_id": id_of(activity)[:500],
+            "state": Follow.State.PENDING,
+        },
+    )
+
+
+def _follows_named_by(follow: Any, follower_id: str) -> Any:
+    """The Follow rows an Accept/Reject/Undo refers to, by the Follow's id or its parts."""
+    query = Q(pk__in=[])
+    if follow_id := id_of(follow):
+        query |= Q(follow_activity_id=follow_id)
+    if isinstance(follow, dict) and follow.get("type") == "Follow":
+        query |= Q(
+            follower__ap_id=id_of(follow.get("actor")) or follower_id,
+            following__ap_id=id_of(follow.get("object")),
+        )
+    return Follow.objects.filter(query)
+
+
+def _undo(activity: dict[str, Any]) -> None:
+    sender = id_of(activity.get("actor"))
+    inner = activity.get("object")
+    if isinstance(inner, dict) and inner.get("type") not in (None, "Follow"):
+        return
+    _follows_named_by(inner, sender).filter(follower__ap_id=sender).delete()
+
+
+def _accept(activity: dict[str, Any]) -> None:
+    # A remote actor accepts a follow by one of ours: the follow's object is the sender.
+    sender = id_of(activity.get("actor"))
+    inner = activity.get("object")
+    _follows_named_by(inner, "").filter(following__ap_id=sender, follower__is_local=True).update(
+        state=Follow.State.ACCEPTED
+    )
+
+
+def _reject(activity: dict[str, Any]) -> None:
+    sender = id_of(activity.get("actor"))
+    _follows_named_by(activity.get("object"), "").filter(following__ap_id=sender).delete()
+
+
+def _delete(activity: dict[str, Any]) -> None:
+    sender = id_of(activity.get("actor"))
+    if sender and id_of(activity.get("object")) == sender:  # an actor deleting itself
+        keys.drop_key_of(sender)
+        Follow.objects.filter(Q(follower__ap_id=sender) | Q(following__ap_id=sender)).delete()
+
+
+PROJECTIONS = {
+    "Follow": _follow,
+    "Undo": _undo,
+    "Accept": _accept,
+    "Reject": _reject,
+    "Delete": _delete,
+}

@@ -1,0 +1,200 @@
+"""Public keys of signers: keyId → (owner, key), from a per-process cache, the database or
+a fetch of the key's document.
+
+The database copy lives on the owner's ``Actor`` row (``key_id``, ``public_key_pem``), so a
+key learned once serves every process; the in-process cache spares the query and the PEM
+parsing on the hot path.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urldefrag
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .conf import fedsx_settings
+from .fetch import FetchError, fetch_json
+from .httpsig import SignatureError, load_public_key
+from .models import Actor, host_of
+
+CACHE_SECONDS = 300
+CACHE_MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class VerificationKey:
+    key_id: str
+    owner: str
+    public_key: Any
+    fetched_at: datetime | None
+    local: bool
+
+
+class KeyUnavailable(Exception):
+    """No usable key: ``temporary`` (retry later), ``gone`` (404/410) or refused."""
+
+    def __init__(self, code: str, detail: str, *, temporary: bool = False, gone: bool = False):
+        super().__init__(detail)
+        self.code, self.detail, self.temporary, self.gone = code, detail, temporary, gone
+
+
+_cache: dict[str, tuple[VerificationKey, float]] = {}
+_lock = threading.Lock()
+
+
+def _remember(key: VerificationKey) -> VerificationKey:
+    with _lock:
+        if len(_cache) >= CACHE_MAX_ENTRIES:
+            _cache.clear()
+        _cache[key.key_id] = (key, time.monotonic())
+    return key
+
+
+def forget(key_id: str | None = None) -> None:
+    """Drop one key (or all) from this process's cache."""
+    with _lock:
+        if key_id is None:
+            _cache.clear()
+        else:
+            _cache.pop(key_id, None)
+
+
+def key_for(key_id: str) -> VerificationKey:
+    """The key named by a signature's keyId; raises KeyUnavailable."""
+    cached = _cache.get(key_id)
+    if cached and time.monotonic() - cached[1] < CACHE_SECONDS:
+        return cached[0]
+    actor = (
+        Actor.objects.filter(key_id=key_id)
+        .exclude(public_key_pem="")
+        .only("ap_id", "key_id", "public_key_pem", "key_fetched_at", "is_local")
+        .first()
+    )
+    if actor is not None:
+        return _remember(_from_actor(actor))
+    return fetch_key(key_id)
+
+
+def refetch_if_stale(key: VerificationKey) -> VerificationKey | None:
+    """After a failed verification: the freshly fetched key if it may have rotated, else None.
+
+    At most one refetch per key per KEY_REFETCH_INTERVAL_SECONDS, so a flood of bad
+    signatures cannot make us hammer the signer's server.
+    """
+    if key.local:
+        return None
+    interval = timedelta(seconds=fedsx_settings.KEY_REFETCH_INTERVAL_SECONDS)
+    if key.fetched_at and timezone.now() - key.fetched_at < interval:
+        return None
+    forget(key.key_id)
+    fresh = fetch_key(key.key_id)
+    return None if fresh.public_key == key.public_key else fresh
+
+
+def fetch_key(key_id: str) -> VerificationKey:
+    url, _ = urldefrag(key_id)
+    try:
+        document = fetch_json(url)
+    except FetchError as exc:
+        raise KeyUnavailable(exc.code, exc.detail, temporary=exc.temporary, gone=exc.gone) from None
+    owner, pem, actor_document = _key_in_document(document, key_id)
+    try:
+        public_key = load_public_key(pem)
+    except SignatureError as exc:
+        raise KeyUnavailable("bad_key", exc.detail) from None
+    actor = _store_key(owner, key_id, pem, actor_document)
+    return _remember(VerificationKey(key_id, owner, public_key, actor.key_fetched_at, local=False))
+
+
+def _key_in_document(document: dict, key_id: str) -> tuple[str, str, dict | None]:
+    """(owner id, PEM, the actor document if it was one) for ``key_id`` in a fetched document."""
+    if isinstance(document.get("publicKeyPem"), str):  # a key document (GoToSocial and others)
+        owner, pem, actor_document = document.get("owner"), document["publicKeyPem"], None
+    else:  # an actor document with one or more keys
+        keys = document.get("publicKey")
+        keys = keys if isinstance(keys, list) else [keys]
+        match = next(
+            (k for k in keys if isinstance(k, dict) and k.get("id") == key_id),
+            None,
+        )
+        if match is None or not isinstance(match.get("publicKeyPem"), str):
+            raise KeyUnavailable("key_not_found", "the fetched document does not hold that key")
+        owner, pem, actor_document = document.get("id"), match["publicKeyPem"], document
+        if match.get("owner") not in (None, owner):
+            raise KeyUnavailable("key_owner_mismatch", "the key names another owner")
+    if not isinstance(owner, str) or not owner:
+        raise KeyUnavailable("key_not_found", "the key document names no owner")
+    # Whoever serves the key may only speak for actors on its own host.
+    if host_of(owner) != host_of(key_id):
+        raise KeyUnavailable("key_owner_mismatch", "the key's owner is on another host")
+    return owner, pem, actor_document
+
+
+def actor_fields(document: dict) -> dict[str, Any]:
+    """Actor columns from a remote actor document."""
+
+    def text(name: str) -> str:
+        value = document.get(name)
+        return value[:500] if isinstance(value, str) else ""
+
+    endpoints = document.get("endpoints") if isinstance(document.get("endpoints"), dict) else {}
+    shared = endpoints.get("sharedInbox")
+    return {
+        "username": text("preferredUsername")[:255],
+        "name": text("name"),
+        "summary": document.get("summary") if isinstance(document.get("summary"), str) else "",
+        "actor_type": text("type")[:32] or "Person",
+        "inbox_url": text("inbox"),
+        "shared_inbox_url": shared[:500] if isinstance(shared, str) else "",
+        "outbox_url": text("outbox"),
+        "followers_url": text("followers"),
+        "following_url": text("following"),
+        "document": document,
+    }
+
+
+def _store_key(owner: str, key_id: str, pem: str, document: dict | None) -> Actor:
+    now = timezone.now()
+    defaults: dict[str, Any] = {
+        "key_id": key_id,
+        "public_key_pem": pem,
+        "key_fetched_at": now,
+        "domain": host_of(owner),
+    }
+    if document is not None:
+        defaults |= actor_fields(document) | {"fetched_at": now}
+    with transaction.atomic():
+        # A key id moves with its owner: release it from any other row first.
+        Actor.objects.filter(key_id=key_id).exclude(ap_id=owner).update(key_id=None)
+        try:
+            with transaction.atomic():
+                actor, _ = Actor.objects.update_or_create(
+                    ap_id=owner, is_local=False, defaults=defaults
+                )
+        except IntegrityError:  # a concurrent fetch of the same key stored it first
+            actor = Actor.objects.get(ap_id=owner)
+    return actor
+
+
+def _from_actor(actor: Actor) -> VerificationKey:
+    try:
+        public_key = load_public_key(actor.public_key_pem)
+    except SignatureError as exc:
+        raise KeyUnavailable("bad_key", exc.detail) from None
+    return VerificationKey(
+        actor.key_id or "", actor.ap_id, public_key, actor.key_fetched_at, local=actor.is_local
+    )
+
+
+def drop_key_of(actor_id: str) -> None:
+    """Forget a deleted actor's key, in the database and in this process."""
+    for key_id in Actor.objects.filter(ap_id=actor_id).values_list("key_id", flat=True):
+        if key_id:
+            forget(key_id)
+    Actor.objects.filter(ap_id=actor_id, is_local=False).update(key_id=None, public_key_pem="")
