@@ -87,7 +87,11 @@ class MessageSignature(ParsedSignature):
 
     def signature_base(self, request: HttpRequest, scheme: str) -> bytes:
         resolver = _Resolver(request, scheme)
-        lines = [f"{item}: {resolver.resolve(item)}" for item in self.components]
+        # ``covered`` holds each component id already serialised, in order.
+        lines = [
+            f"{cid}: {resolver.resolve(item)}"
+            for cid, item in zip(self.covered, self.components, strict=True)
+        ]
         lines.append(f'"@signature-params": {self.params_value}')
         text = "\n".join(lines)
         if not text.isascii():
@@ -153,7 +157,7 @@ def sign_rfc9421(
         scheme="rfc9421",
         key_id=key_id,
         algorithm=alg,
-        covered=tuple(covered),
+        covered=tuple(str(item) for item in inner),
         created=None,
         expires=None,
         signature=b"",
