@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 serve: export FEDSX_BASE_URL := $(FEDSX_BASE_URL)
 serve: $(STAMP)
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py flows register
 	$(PY) manage.py create_actor demo --exists-ok
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 

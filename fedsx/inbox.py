@@ -13,6 +13,7 @@ nothing but small JSON errors.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urldefrag, urlsplit
@@ -143,10 +144,22 @@ def check_content_type(request: HttpRequest) -> None:
         )
 
 
+# Local actors by name, so the hot path spares a query; a new actor is found at once (a
+# miss queries), a deleted one is forgotten within LOCAL_ACTOR_SECONDS.
+LOCAL_ACTOR_SECONDS = 30.0
+_local_actors: dict[str, tuple[Actor, float]] = {}
+
+
 def local_recipient(name: str) -> Actor:
+    cached = _local_actors.get(name)
+    if cached and time.monotonic() - cached[1] < LOCAL_ACTOR_SECONDS:
+        return cached[0]
     actor = Actor.objects.filter(is_local=True, username=name).only("id", "ap_id").first()
     if actor is None:
         raise Rejection(404, "not_found", f"no local actor named {name!r}")
+    if len(_local_actors) > 10_000:
+        _local_actors.clear()
+    _local_actors[name] = (actor, time.monotonic())
     return actor
 
 
@@ -177,6 +190,8 @@ def parse_activity(body: bytes) -> dict[str, Any]:
         raise Rejection(400, "malformed_json", "the body is not valid JSON") from None
     if not isinstance(activity, dict):
         raise Rejection(400, "not_an_object", "an activity is a JSON object")
+    if b"\\u0000" in body:  # valid JSON, but no database stores a NUL in text
+        raise Rejection(400, "unsupported_content", "strings may not contain U+0000")
     if not isinstance(activity.get("type"), str) or not activity["type"]:
         raise Rejection(400, "missing_type", "the activity has no type")
     if not id_of(activity.get("actor")):

@@ -11,8 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.db.models.signals import post_save
+from django.utils import timezone
 
 from . import keys
 from .cid import activity_cid
@@ -66,40 +70,59 @@ def shared_inbox_recipients(activity: dict[str, Any], sender: Actor | None) -> l
 
 def append_inbox(activity: dict[str, Any], recipients: list[Actor]) -> AppendResult:
     """Store ``activity`` once and append it to each recipient's inbox log."""
-    cid = activity_cid(activity)
+    record = _activity_record(activity)
+    # Appends lock the recipients' rows; a fixed order means two fan-outs cannot deadlock.
+    recipients = sorted(recipients, key=lambda actor: actor.pk)
+    on_postgres = connection.vendor == "postgresql"
+    if on_postgres and activity.get("type") not in PROJECTIONS:
+        # The common case, one statement in its own transaction: a single round trip.
+        result = _append_in_one_statement(record, recipients)
+        if result is not None:
+            return result
     with transaction.atomic():
-        stored, created = _upsert_activity(activity, cid)
-        have = set()
-        if not created:
-            have = set(
-                InboxEntry.objects.filter(activity=stored).values_list("actor_id", flat=True)
-            )
-        entries = [_append_entry(actor, stored) for actor in recipients if actor.pk not in have]
-        if created:
+        result = _append_in_one_statement(record, recipients) if on_postgres else None
+        if result is None:
+            result = _append_with_orm(record, recipients)
+        if result.created:
             update_projections(activity)
+    return result
+
+
+def _activity_record(activity: dict[str, Any]) -> Activity:
+    return Activity(
+        ap_id=id_of(activity) or None,
+        activity_cid=activity_cid(activity),
+        type=str(activity.get("type"))[:64],
+        actor=id_of(activity.get("actor"))[:500],
+        object_id=id_of(activity.get("object"))[:500],
+        payload=activity,
+        received_at=timezone.now(),
+    )
+
+
+def _append_with_orm(record: Activity, recipients: list[Actor]) -> AppendResult:
+    stored, created = _upsert_activity(record)
+    have = set()
+    if not created:
+        have = set(InboxEntry.objects.filter(activity=stored).values_list("actor_id", flat=True))
+    entries = [_append_entry(actor, stored) for actor in recipients if actor.pk not in have]
     return AppendResult(stored, entries, created)
 
 
-def _upsert_activity(activity: dict[str, Any], cid: str) -> tuple[Activity, bool]:
-    ap_id = id_of(activity) or None
-    lookup = {"ap_id": ap_id} if ap_id else {"activity_cid": cid}
+def _upsert_activity(record: Activity) -> tuple[Activity, bool]:
+    lookup = {"ap_id": record.ap_id} if record.ap_id else {"activity_cid": record.activity_cid}
     existing = Activity.objects.filter(**lookup).first()
     if existing is not None:
         return existing, False
     try:
         with transaction.atomic():
-            return Activity.objects.create(
-                ap_id=ap_id,
-                activity_cid=cid,
-                type=str(activity.get("type"))[:64],
-                actor=id_of(activity.get("actor"))[:500],
-                object_id=id_of(activity.get("object"))[:500],
-                payload=activity,
-            ), True
+            record.save(force_insert=True)
+            return record, True
     except IntegrityError:
         # A concurrent delivery of the same activity committed first (the unique index
         # made us wait for it), or another id carries the very same content.
-        return Activity.objects.get(Q(**lookup) | Q(activity_cid=cid)), False
+        record.pk = None
+        return Activity.objects.get(Q(**lookup) | Q(activity_cid=record.activity_cid)), False
 
 
 def _next_inbox_seq(actor: Actor) -> int:
@@ -118,6 +141,92 @@ def _append_entry(actor: Actor, activity: Activity) -> InboxEntry:
     entry = InboxEntry(actor=actor, activity=activity, seq=_next_inbox_seq(actor))
     entry.save(force_insert=True)  # post_save fires: the triggers app hooks on_commit there
     return entry
+
+
+# The whole append as one Postgres statement: insert the activity unless it is known, pick
+# the recipients that lack an entry, lock them in id order, take the next sequence numbers
+# and insert the entries. Every part sees the statement's snapshot, so an activity committed
+# by a concurrent delivery after it began is seen by none: the statement then returns no
+# row and the caller takes the ORM path, whose fresh queries see it.
+APPEND_SQL = """
+WITH new_activity AS (
+    INSERT INTO fedsx_activity (ap_id, activity_cid, type, actor, object_id, payload, received_at)
+    VALUES (%(ap_id)s, %(cid)s, %(type)s, %(actor)s, %(object_id)s, %(payload)s::jsonb, %(now)s)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), activity AS (
+    SELECT id, true AS created FROM new_activity
+    UNION ALL
+    (SELECT id, false FROM fedsx_activity WHERE {lookup} = %(key)s)
+    LIMIT 1
+), missing AS (
+    SELECT r.actor_id FROM unnest(%(recipients)s::bigint[]) AS r(actor_id), activity a
+    WHERE a.created OR NOT EXISTS (
+        SELECT 1 FROM fedsx_inboxentry e WHERE e.actor_id = r.actor_id AND e.activity_id = a.id)
+), locked AS (
+    SELECT id FROM fedsx_actor WHERE id IN (SELECT actor_id FROM missing) ORDER BY id FOR UPDATE
+), seq AS (
+    UPDATE fedsx_actor SET inbox_seq = inbox_seq + 1 WHERE id IN (SELECT id FROM locked)
+    RETURNING id, inbox_seq
+), entries AS (
+    INSERT INTO fedsx_inboxentry (actor_id, activity_id, seq, created_at)
+    SELECT seq.id, a.id, seq.inbox_seq, %(now)s FROM seq CROSS JOIN activity a
+    RETURNING id, actor_id, seq
+)
+SELECT a.id, a.created, e.id, e.actor_id, e.seq FROM activity a LEFT JOIN entries e ON true
+"""
+
+
+def _append_in_one_statement(record: Activity, recipients: list[Actor]) -> AppendResult | None:
+    lookup = "ap_id" if record.ap_id else "activity_cid"
+    connection.ensure_connection()
+    # A server-side prepared statement on the raw connection: planning this statement
+    # cost more than running it. Django's own cursors bind client-side and never prepare.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            APPEND_SQL.format(lookup=lookup),
+            prepare=True,
+            params={
+                "ap_id": record.ap_id,
+                "cid": record.activity_cid,
+                "type": record.type,
+                "actor": record.actor,
+                "object_id": record.object_id,
+                "payload": orjson.dumps(record.payload).decode(),
+                "now": record.received_at,
+                "key": record.ap_id or record.activity_cid,
+                "recipients": [actor.pk for actor in recipients],
+            },
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    record.pk, created = rows[0][0], rows[0][1]
+    record._state.adding = False
+    by_pk = {actor.pk: actor for actor in recipients}
+    entries = [
+        InboxEntry(
+            id=entry_id,
+            actor=by_pk[actor_id],
+            activity=record,
+            seq=seq,
+            created_at=record.received_at,
+        )
+        for _, _, entry_id, actor_id, seq in rows
+        if entry_id is not None
+    ]
+    for entry in entries:
+        entry._state.adding = False
+        # What Model.save() would have sent: the triggers app hooks its on_commit here.
+        post_save.send(
+            sender=InboxEntry,
+            instance=entry,
+            created=True,
+            raw=False,
+            using=connection.alias,
+            update_fields=None,
+        )
+    return AppendResult(record, entries, created)
 
 
 # ── projections ────────────────────────────────────────────────────────────────

@@ -1,7 +1,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from fedsx import blocks, keys
+from fedsx import blocks, inbox, keys
 from fedsx.actors import create_local_actor
 
 
@@ -11,9 +11,11 @@ def _fresh_process_caches():
     rolled back between tests, the caches would not be."""
     keys.forget()
     blocks._invalidate()
+    inbox._local_actors.clear()
     yield
     keys.forget()
     blocks._invalidate()
+    inbox._local_actors.clear()
 
 
 @pytest.fixture

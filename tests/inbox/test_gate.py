@@ -247,3 +247,9 @@ class TestRefused:
         response = client.get(INBOX)
         assert response.status_code == 405
         assert json.loads(response.content)["error"] == "method_not_allowed"
+
+
+@pytest.mark.django_db
+def test_nul_in_a_string_is_refused(client, demo, bob_remote):
+    activity = {**follow(bob_remote), "summary": "a\u0000b"}
+    assert_refused(deliver(client, INBOX, activity, bob_remote), 400, "unsupported_content")
