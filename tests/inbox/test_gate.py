@@ -253,3 +253,11 @@ class TestRefused:
 def test_nul_in_a_string_is_refused(client, demo, bob_remote):
     activity = {**follow(bob_remote), "summary": "a\u0000b"}
     assert_refused(deliver(client, INBOX, activity, bob_remote), 400, "unsupported_content")
+
+
+@pytest.mark.django_db
+def test_non_numeric_content_length_is_refused(client, demo, bob_remote):
+    response = deliver(
+        client, INBOX, follow(bob_remote), bob_remote, extra={"Content-Length": "12abc"}
+    )
+    assert_refused(response, 400, "bad_content_length")

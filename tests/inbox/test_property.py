@@ -57,7 +57,6 @@ requests_ = st.fixed_dictionaries(
                     "Signature-Input",
                     "Content-Digest",
                     "Authorization",
-                    "Content-Length",
                 ]
             ),
             header_value,
