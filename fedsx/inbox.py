@@ -52,11 +52,13 @@ def json_response(status: int, body: dict[str, Any], headers: dict | None = None
 
 
 def error_response(rejection: Rejection) -> HttpResponse:
-    return json_response(
+    response = json_response(
         rejection.status,
         {"error": rejection.code, "detail": rejection.detail},
         rejection.headers,
     )
+    response._has_been_logged = True  # logged once by the view, with its reason: not again
+    return response
 
 
 def accepted(detail: str = "accepted") -> HttpResponse:

@@ -2,6 +2,7 @@
 its reason and nothing stored."""
 
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -261,3 +262,18 @@ def test_non_numeric_content_length_is_refused(client, demo, bob_remote):
         client, INBOX, follow(bob_remote), bob_remote, extra={"Content-Length": "12abc"}
     )
     assert_refused(response, 400, "bad_content_length")
+
+
+@pytest.mark.django_db
+def test_a_refusal_is_logged_once_with_its_reason_and_no_key_material(
+    client, demo, bob_remote, caplog
+):
+    forger = remote_sender("https://evil.example/users/mallory", label="forger")
+    forged = type(bob_remote)(bob_remote.ap_id, bob_remote.key_id, forger.private_pem, "")
+    with caplog.at_level("INFO"):
+        deliver(client, INBOX, follow(bob_remote), forged)
+    records = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(records) == 1
+    message = records[0].getMessage()
+    assert "bad_signature" in message
+    assert "PRIVATE" not in message and "PUBLIC KEY" not in message
