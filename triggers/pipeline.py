@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import transaction
 from django.utils import timezone
 
 from fedsx.models import Activity, Actor, InboxEntry
@@ -44,8 +45,13 @@ def apply_triggers(entry: InboxEntry, index: TriggerIndex | None = None) -> list
     verdicts = index.match(
         activity.type, recipient.username, activity.actor, guard_document(activity, recipient)
     )
+    if not (verdicts.passed or verdicts.errors):
+        mark_applied([entry.pk])
+        return []
     firings: list[Firing] = []
-    if verdicts.passed or verdicts.errors:
+    # One transaction per entry: its firings, their flow instances and the applied mark
+    # commit together (one commit, which is most of the cost here, instead of one each).
+    with transaction.atomic():
         fired = triggers_fired(entry.actor_id, activity.activity_cid)
         for trigger, error in verdicts.errors:
             if trigger.trigger_cid not in fired:
@@ -57,7 +63,7 @@ def apply_triggers(entry: InboxEntry, index: TriggerIndex | None = None) -> list
                 fired.add(trigger.trigger_cid)
                 if firing := flow_dispatch(trigger, entry):
                     firings.append(firing)
-    mark_applied([entry.pk])
+        mark_applied([entry.pk])
     return firings
 
 

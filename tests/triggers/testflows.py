@@ -11,3 +11,12 @@ def done(ctx, input: dict) -> dict:
 @flow("test.crash")
 def crash(ctx, input: dict) -> dict:
     raise RuntimeError("this flow always crashes")
+
+
+@flow("test.slow")
+def slow(ctx, input: dict) -> dict:
+    """Takes a while, so a test can kill a worker in the middle of a batch."""
+    import time
+
+    time.sleep(0.05)
+    return {"slow": True}
