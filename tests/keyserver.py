@@ -20,6 +20,8 @@ class KeyServer:
                 status, document = server.documents.get(self.path, (404, {"error": "nope"}))
                 body = json.dumps(document).encode()
                 self.send_response(status)
+                if 300 <= status < 400:  # the document is where to
+                    self.send_header("Location", str(document))
                 self.send_header("Content-Type", "application/activity+json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

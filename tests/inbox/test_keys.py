@@ -11,6 +11,12 @@ from .helpers import Sender, deliver, keypair, load_activity, stored_counts
 from .test_gate import INBOX, assert_refused, follow
 
 
+def assert_refused_keeps(response, status, code):
+    """A refusal after an earlier accepted delivery: only the status and code are checked."""
+    assert response.status_code == status, response.content
+    assert json.loads(response.content)["error"] == code
+
+
 def actor_document(origin: str, name: str, public_pem: str, **extra) -> dict:
     ap_id = f"{origin}/users/{name}"
     return {
@@ -72,6 +78,27 @@ class TestFetch:
     def test_other_internal_addresses_are_refused(self, client, demo, host):
         sender = sender_at(f"http://{host}", "bob")
         assert_refused(deliver(client, INBOX, follow(sender), sender), 401, "key_refused_url")
+
+    def test_redirect_to_an_internal_address_is_refused(self, client, demo, keyserver):
+        sender = sender_at(keyserver.origin, "bob")
+        keyserver.serve("/users/bob", "http://169.254.169.254/latest/meta-data/", status=302)
+        assert_refused(deliver(client, INBOX, follow(sender), sender), 401, "key_refused_url")
+
+    def test_redirects_are_followed_a_few_times(self, client, demo, keyserver):
+        sender = sender_at(keyserver.origin, "bob")
+        keyserver.serve("/users/bob", f"{keyserver.origin}/moved/bob", status=301)
+        keyserver.serve("/moved/bob", actor_document(keyserver.origin, "bob", sender.public_pem))
+        assert deliver(client, INBOX, follow(sender), sender).status_code == 202
+        keyserver.serve("/users/loop", f"{keyserver.origin}/users/loop", status=302)
+        looping = sender_at(keyserver.origin, "loop")
+        response = deliver(client, INBOX, follow(looping), looping)
+        assert_refused_keeps(response, 401, "key_too_many_redirects")
+
+    def test_oversized_key_document_is_refused(self, client, demo, keyserver, settings):
+        settings.FEDSX = {**settings.FEDSX, "FETCH_MAX_BYTES": 500}
+        sender = sender_at(keyserver.origin, "bob")
+        keyserver.serve("/users/bob", actor_document(keyserver.origin, "bob", sender.public_pem))
+        assert_refused(deliver(client, INBOX, follow(sender), sender), 401, "key_too_large")
 
     def test_temporary_failure_answers_503_with_retry_after(self, client, demo, keyserver):
         sender = sender_at(keyserver.origin, "bob")
