@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 worker: $(STAMP)
-	$(VENV)/bin/celery -A fedsx.server worker --loglevel=INFO
+	$(VENV)/bin/celery -A fedsx.server worker --loglevel=INFO --pool threads --concurrency 8
 
 beat: $(STAMP)
 	$(VENV)/bin/celery -A fedsx.server beat --loglevel=INFO

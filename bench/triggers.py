@@ -214,7 +214,6 @@ def bench_latency(rate: float, seconds: float) -> None:
     figure includes up to ~2 ms of polling delay.
     """
     import tempfile
-    import threading
 
     from django.core.management import call_command
     from django.db import connection
@@ -240,8 +239,21 @@ def bench_latency(rate: float, seconds: float) -> None:
         "DJANGO_SETTINGS_MODULE": "fedsx.server.settings",
     }
     node, worker = (
-        Node(env, logs, port),
-        Worker(env, logs, app=os.environ.get("BENCH_WORKER_APP", "fedsx.server")),
+        Node(
+            env,
+            logs,
+            port,
+            workers=int(os.environ.get("BENCH_WEB_WORKERS", "2")),
+            threads=int(os.environ.get("BENCH_WEB_THREADS", "1")),
+        ),
+        Worker(
+            env,
+            logs,
+            app=os.environ.get("BENCH_WORKER_APP", "fedsx.server"),
+            pool=os.environ.get("BENCH_WORKER_POOL", "threads"),
+            concurrency=int(os.environ.get("BENCH_WORKER_CONCURRENCY", "8")),
+            loglevel="WARNING",  # a log line per task is CPU the measurement would pay for
+        ),
     )
     try:
         from django.test.utils import override_settings
@@ -258,55 +270,44 @@ def bench_latency(rate: float, seconds: float) -> None:
         node.start()
         worker.start()
         inbox = f"{base}/actors/bench/inbox"
-        sent: dict[str, float] = {}
-        seen: dict[str, float] = {}
-        statuses: list[int] = []
-        start_id = FlowInstance.objects.order_by("-id").values_list("id", flat=True).first() or 0
         total = int(rate * seconds)
-        stop = threading.Event()
+        requests = [
+            sender.signed(inbox, sender.follow(f"{base}/actors/bench")) for _ in range(total)
+        ]  # signed in advance: the load process stays light
+        sent: dict[str, float] = {}
+        statuses: list[int] = []
 
-        def poll() -> None:
-            last = start_id
-            while not stop.is_set():
-                # Ids commit out of order (concurrent workers): look back a little.
-                rows = list(
-                    FlowInstance.objects.filter(id__gt=last - 64, flow_name="approval")
-                    .order_by("id")
-                    .values_list("id", "input__activity__id")
-                )
-                now = time.perf_counter()
-                for pk, activity_id in rows:
-                    seen.setdefault(activity_id, now)
-                    last = max(last, pk)
-                time.sleep(0.002)
-            connection.close()
+        def post(activity_id: str, body: bytes, headers: dict) -> None:
+            sent[activity_id] = time.time()
+            statuses.append(sender.client.post(inbox, content=body, headers=headers).status_code)
 
-        def post(activity: dict) -> None:
-            response = sender.post(inbox, activity)
-            statuses.append(response.status_code)
-
-        poller = threading.Thread(target=poll)
-        poller.start()
         from concurrent.futures import ThreadPoolExecutor
 
-        activities = [sender.follow(f"{base}/actors/bench") for _ in range(total)]
         began = time.perf_counter()
         with ThreadPoolExecutor(max_workers=16) as pool:
-            for n, activity in enumerate(activities):
+            for n, request in enumerate(requests):
                 delay = began + n / rate - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-                sent[activity["id"]] = time.perf_counter()
-                pool.submit(post, activity)
-        deadline = time.perf_counter() + 30
-        while len(seen) < total and time.perf_counter() < deadline:
-            time.sleep(0.05)
-        stop.set()
-        poller.join()
-        latencies = sorted((seen[a] - sent[a]) * 1000 for a in sent if a in seen)
+                pool.submit(post, *request)
+
+        # No polling while the load runs (it would compete for the same two cores): each
+        # instance's updated_at is stamped just before its transaction commits.
+        def committed() -> dict[str, float]:
+            rows = FlowInstance.objects.filter(
+                flow_name="approval", input__activity__id__in=list(sent)
+            ).values_list("input__activity__id", "updated_at")
+            return {activity_id: at.timestamp() for activity_id, at in rows}
+
+        deadline = time.perf_counter() + 60
+        done = committed()
+        while len(done) < total and time.perf_counter() < deadline:
+            time.sleep(0.5)
+            done = committed()
+        latencies = sorted((done[a] - sent[a]) * 1000 for a in sent if a in done)
         accepted = sum(1 for s in statuses if s == 202)
         print(f"latency: {total} signed Follows at {rate:.0f}/s over {seconds:.0f} s, ")
-        print("  gunicorn 2 workers, celery worker 2 processes, Redis broker, Postgres")
+        print("  gunicorn 2 workers, celery worker (see BENCH_WORKER_POOL), Redis broker, Postgres")
         print(f"  answered 202: {accepted}/{total}; flow instances committed: {len(latencies)}")
         if latencies:
             p50 = statistics.median(latencies)

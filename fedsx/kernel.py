@@ -20,8 +20,7 @@ from django.utils import timezone
 
 from . import keys
 from .cid import activity_cid
-from .conf import fedsx_settings
-from .models import Activity, Actor, Follow, InboxEntry, host_of
+from .models import Activity, Actor, Follow, InboxEntry
 
 ADDRESS_FIELDS = ("to", "cc", "bto", "bcc", "audience")
 
@@ -239,28 +238,32 @@ def update_projections(activity: dict[str, Any]) -> None:
         handler(activity)
 
 
-def _actor_row(ap_id: str) -> Actor | None:
-    if not ap_id:
-        return None
-    actor = Actor.objects.filter(ap_id=ap_id).first()
-    if actor is None and not ap_id.startswith(fedsx_settings.BASE_URL + "/"):
-        actor, _ = Actor.objects.get_or_create(ap_id=ap_id, defaults={"domain": host_of(ap_id)})
-    return actor
-
-
 def _follow(activity: dict[str, Any]) -> None:
-    follower = _actor_row(id_of(activity.get("actor")))
-    followed = Actor.objects.filter(ap_id=id_of(activity.get("object"))).first()
-    if follower is None or followed is None or follower.pk == followed.pk:
+    """A pending follow of a local actor (the follower row exists: it signed the request)."""
+    follower_id, followed_id = id_of(activity.get("actor")), id_of(activity.get("object"))
+    ids = dict(
+        Actor.objects.filter(
+            Q(ap_id=follower_id) | Q(ap_id=followed_id, is_local=True)
+        ).values_list("ap_id", "id")
+    )
+    if follower_id not in ids or followed_id not in ids or follower_id == followed_id:
         return
-    Follow.objects.update_or_create(
-        follower=follower,
-        following=followed,
-        defaults={"follow_activity_id": id_of(activity)[:500]},
-        create_defaults={
-            "follow_activity_id": id_of(activity)[:500],
-            "state": Follow.State.PENDING,
-        },
+    now = timezone.now()
+    # One upsert: a repeated Follow (a new id for the same pair) keeps the follow's state.
+    Follow.objects.bulk_create(
+        [
+            Follow(
+                follower_id=ids[follower_id],
+                following_id=ids[followed_id],
+                state=Follow.State.PENDING,
+                follow_activity_id=id_of(activity)[:500],
+                created_at=now,
+                updated_at=now,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["follower", "following"],
+        update_fields=["follow_activity_id", "updated_at"],
     )
 
 

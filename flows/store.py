@@ -259,7 +259,10 @@ def start(name: str, input: dict) -> tuple[int | None, Outcome]:
         check_json(input, "the input")
     except NotJSON as exc:
         return None, _refused("not_json", str(exc))
-    with transaction.atomic():
+    # No savepoint of its own when nested: only a database error can escape from here (a
+    # flow's own failures are caught in _drive's savepoint), and that fails the caller's
+    # transaction anyway. It spares two round trips per start, the hot path of triggers.
+    with transaction.atomic(savepoint=False):
         instance = FlowInstance.objects.create(
             flow_name=name, code_hash=flow.code_hash, input=input, status=Status.RUNNING
         )

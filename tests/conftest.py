@@ -3,6 +3,7 @@ from rest_framework.test import APIClient
 
 from fedsx import blocks, inbox, keys
 from fedsx.actors import create_local_actor
+from triggers.registry import forget_index
 
 
 @pytest.fixture(autouse=True)
@@ -12,6 +13,7 @@ def _fresh_process_caches():
     keys.forget()
     blocks._invalidate()
     inbox._local_actors.clear()
+    forget_index()
     yield
     keys.forget()
     blocks._invalidate()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from fedsx.models import InboxEntry
 from flows import store
@@ -41,7 +42,9 @@ def flow_input(trigger: CompiledTrigger, entry: InboxEntry) -> dict:
 
 def flow_dispatch(trigger: CompiledTrigger, entry: InboxEntry) -> Firing | None:
     """Claim the firing and start the flow; None if this trigger already fired here."""
-    with transaction.atomic():
+    # No savepoint of its own: inside apply_triggers' transaction a database error fails the
+    # whole entry (the task retries); called alone, this is the transaction.
+    with transaction.atomic(savepoint=False):
         firing = claim(trigger, entry)
         if firing is None:
             return None
@@ -54,32 +57,65 @@ def flow_dispatch(trigger: CompiledTrigger, entry: InboxEntry) -> Firing | None:
 
 def record_guard_error(trigger: CompiledTrigger, entry: InboxEntry, error: str) -> Firing | None:
     """A guard that raised counts as failed; the error is kept as an error firing."""
-    with transaction.atomic():
-        firing = claim(trigger, entry, outcome=Firing.Outcome.ERROR, detail=f"guard: {error}")
-    return firing
+    return claim(trigger, entry, outcome=Firing.Outcome.ERROR, detail=f"guard: {error}")
 
 
-def claim(trigger: CompiledTrigger, entry: InboxEntry, **fields) -> Firing | None:
+# The claim is one statement: a concurrent run holding the same key makes it wait until
+# that run commits (then it inserts nothing) or rolls back (then it inserts). No savepoint
+# is needed to survive losing the race, so the claim costs one round trip.
+CLAIM_SQL = """
+INSERT INTO triggers_firing
+    (actor_id, activity_cid, trigger_cid, trigger_id, inbox_entry_id, outcome, detail,
+     created_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (actor_id, activity_cid, trigger_cid) DO NOTHING
+RETURNING id
+"""
+
+
+def claim(
+    trigger: CompiledTrigger,
+    entry: InboxEntry,
+    outcome: str = Firing.Outcome.STARTED,
+    detail: str = "",
+) -> Firing | None:
     """Insert the Firing under its unique key, or None if another run holds it."""
-    try:
-        with transaction.atomic():  # a savepoint: losing the race leaves the outer usable
-            return Firing.objects.create(
-                actor_id=entry.actor_id,
-                activity_cid=entry.activity.activity_cid,
-                trigger_cid=trigger.trigger_cid,
-                trigger_id=trigger.id,
-                inbox_entry=entry,
-                **fields,
-            )
-    except IntegrityError:
+    firing = Firing(
+        actor_id=entry.actor_id,
+        activity_cid=entry.activity.activity_cid,
+        trigger_cid=trigger.trigger_cid,
+        trigger_id=trigger.id,
+        inbox_entry=entry,
+        outcome=outcome,
+        detail=detail,
+        created_at=timezone.now(),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            CLAIM_SQL,
+            [
+                firing.actor_id,
+                firing.activity_cid,
+                firing.trigger_cid,
+                firing.trigger_id,
+                entry.pk,
+                outcome,
+                detail,
+                firing.created_at,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
         return None
+    firing.pk = row[0]
+    firing._state.adding = False
+    return firing
 
 
 def _start(flow_name: str, input: dict) -> tuple[str, int | None, str]:
     """(outcome, flow instance id, detail) of starting the flow; never raises for the flow."""
     try:
-        with transaction.atomic():
-            instance_id, outcome = store.start(flow_name, input)
+        instance_id, outcome = store.start(flow_name, input)
     except DatabaseError:
         raise  # the database, not the flow: the task retries
     except Exception as exc:  # the store promises not to raise; if it does, it is data too

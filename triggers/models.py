@@ -157,6 +157,9 @@ class RegistryVersion(models.Model):
         version = secrets.randbits(62) + 1
         if not cls.objects.filter(pk=1).update(version=version):
             cls.objects.update_or_create(pk=1, defaults={"version": version})
+        from .registry import forget_index  # this process sees its own change at once
+
+        forget_index()
 
 
 class Firing(models.Model):

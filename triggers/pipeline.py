@@ -21,6 +21,22 @@ from .guards import guard_passes
 from .models import Firing
 from .registry import TriggerIndex, trigger_index
 
+ENTRY_FIELDS = (
+    "id",
+    "seq",
+    "actor_id",
+    "activity_id",
+    "triggers_applied_at",
+    "actor__id",
+    "actor__username",
+    "actor__ap_id",
+    "activity__id",
+    "activity__type",
+    "activity__actor",
+    "activity__activity_cid",
+    "activity__payload",
+)
+
 __all__ = ["apply_entries", "apply_triggers", "guard_document", "guard_passes", "triggers_fired"]
 
 
@@ -38,46 +54,58 @@ def triggers_fired(actor: Actor | int, activity_cid: str) -> set[str]:
     )
 
 
-def apply_triggers(entry: InboxEntry, index: TriggerIndex | None = None) -> list[Firing]:
-    """Fire every matching trigger not yet fired for this entry; returns the new Firings."""
+def apply_triggers(
+    entry: InboxEntry, index: TriggerIndex | None = None, *, mark: bool = True
+) -> list[Firing]:
+    """Fire every matching trigger not yet fired for this entry; returns the new Firings.
+
+    With ``mark`` (the default) the entry is also marked applied; apply_entries marks a
+    whole batch at once instead.
+    """
     index = index or trigger_index()
     activity, recipient = entry.activity, entry.actor
     verdicts = index.match(
         activity.type, recipient.username, activity.actor, guard_document(activity, recipient)
     )
-    if not (verdicts.passed or verdicts.errors):
-        mark_applied([entry.pk])
-        return []
     firings: list[Firing] = []
-    # One transaction per entry: its firings, their flow instances and the applied mark
-    # commit together (one commit, which is most of the cost here, instead of one each).
-    with transaction.atomic():
-        fired = triggers_fired(entry.actor_id, activity.activity_cid)
+    # The entry's firings, their flow instances and the applied mark commit together. No
+    # savepoint when nested in apply_entries' transaction: a database error fails the batch
+    # and the task retries it whole, which the unique firing key makes harmless.
+    with transaction.atomic(savepoint=False):
+        # A trigger already in the actor's triggers_fired loses its claim on the unique
+        # key, so no look-up of them comes first.
         for trigger, error in verdicts.errors:
-            if trigger.trigger_cid not in fired:
-                fired.add(trigger.trigger_cid)
-                if firing := record_guard_error(trigger, entry, error):
-                    firings.append(firing)
+            if firing := record_guard_error(trigger, entry, error):
+                firings.append(firing)
         for trigger in verdicts.passed:
-            if trigger.trigger_cid not in fired:
-                fired.add(trigger.trigger_cid)
-                if firing := flow_dispatch(trigger, entry):
-                    firings.append(firing)
-        mark_applied([entry.pk])
+            if firing := flow_dispatch(trigger, entry):
+                firings.append(firing)
+        if mark:
+            mark_applied([entry.pk])
     return firings
 
 
 def apply_entries(entry_ids: Iterable[int], *, again: bool = False) -> int:
-    """Apply triggers to these entries (skipping those already applied unless ``again``)."""
-    entries = InboxEntry.objects.filter(pk__in=list(entry_ids)).select_related("actor", "activity")
+    """Apply triggers to these entries (skipping those already applied unless ``again``).
+
+    One transaction for the batch: under load the courier sends many ids per task, and
+    their entries then share one BEGIN, one COMMIT and one applied-mark UPDATE.
+    """
+    entries = (
+        InboxEntry.objects.filter(pk__in=list(entry_ids))
+        .select_related("actor", "activity")
+        # only what matching and dispatch read: an actor row carries documents and keys
+        .only(*ENTRY_FIELDS)
+    )
     if not again:
         entries = entries.filter(triggers_applied_at__isnull=True)
     index = trigger_index()
-    count = 0
-    for entry in entries.order_by("pk"):
-        apply_triggers(entry, index)
-        count += 1
-    return count
+    with transaction.atomic():
+        batch = list(entries.order_by("pk"))
+        for entry in batch:
+            apply_triggers(entry, index, mark=False)
+        mark_applied([entry.pk for entry in batch])
+    return len(batch)
 
 
 def mark_applied(entry_ids: list[int]) -> None:

@@ -14,6 +14,7 @@ trigger save or delete bumps.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -195,18 +196,33 @@ class TriggerIndex:
         return verdicts
 
 
+# How long a process trusts its index without asking the database for the registry
+# version: a trigger edited elsewhere applies in other processes within this time (in the
+# editing process at once), and a busy worker spares a query per task.
+VERSION_CHECK_SECONDS = 1.0
+
 _current: TriggerIndex | None = None
+_checked_at = float("-inf")
 _lock = threading.Lock()
 
 
 def trigger_index() -> TriggerIndex:
     """This process's index, rebuilt if any trigger changed since it was built."""
-    global _current
-    version = RegistryVersion.current()
+    global _current, _checked_at
     index = _current
+    if index is not None and time.monotonic() - _checked_at < VERSION_CHECK_SECONDS:
+        return index
+    version = RegistryVersion.current()
     if index is None or index.version != version:
         with _lock:
             if _current is None or _current.version != version:
                 _current = TriggerIndex(Trigger.objects.filter(enabled=True), version)
             index = _current
+    _checked_at = time.monotonic()
     return index
+
+
+def forget_index() -> None:
+    """Make the next trigger_index() ask the database (a trigger changed in this process)."""
+    global _checked_at
+    _checked_at = float("-inf")

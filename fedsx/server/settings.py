@@ -107,12 +107,15 @@ if EMBEDDED:
         }
     }
 else:
-    # Persistent connections: a new connection per request made the inbox 4x slower.
+    # Persistent connections: a new connection per request made the inbox 4x slower. No
+    # health check by default (it is a query per request and per task): a connection that
+    # broke fails one request, answered 503 so the sender retries, or one task, which
+    # Celery retries; Django then opens a new one.
     DATABASES = {
         "default": dj_database_url.parse(
             DATABASE_URL,
             conn_max_age=int(os.environ.get("CONN_MAX_AGE", "600")),
-            conn_health_checks=True,
+            conn_health_checks=_env_flag("CONN_HEALTH_CHECKS", default=False),
         )
     }
 
@@ -159,6 +162,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The sweeper: re-enqueue inbox entries whose triggers were not applied in time.
+CELERY_BEAT_SCHEDULE = {
+    "triggers-sweep": {"task": "triggers.sweep", "schedule": 30.0},
+}
+# Keep worker database connections between tasks (Celery's Django fixup closes them after
+# every task otherwise); the tasks call close_old_connections() first, so a broken or aged
+# connection is still replaced.
+CELERY_DB_REUSE_MAX = 1000
 
 # Plugin settings; every key is optional (defaults and their meaning: fedsx/conf.py, README).
 # FEDSX_BASE_URL and FEDSX_FETCH_ALLOWLIST in the environment feed the defaults.

@@ -117,13 +117,15 @@ class RedisServer(Process):
 class Node(Process):
     """The fedsx node served by gunicorn, as in production."""
 
-    def __init__(self, env: dict, log_dir: Path, port: int, workers: int = 2):
+    def __init__(self, env: dict, log_dir: Path, port: int, workers: int = 2, threads: int = 1):
         self.port = port
         argv = [
             str(BIN / "gunicorn"),
             "fedsx.server.wsgi",
             "-w",
             str(workers),
+            "--threads",
+            str(threads),
             "-b",
             f"127.0.0.1:{port}",
             "--graceful-timeout",
@@ -151,24 +153,49 @@ class Node(Process):
 
 class Worker(Process):
     def __init__(
-        self, env: dict, log_dir: Path, concurrency: int = 2, app: str = "tests.e2e.worker"
+        self,
+        env: dict,
+        log_dir: Path,
+        concurrency: int = 2,
+        app: str = "tests.e2e.worker",
+        pool: str = "prefork",
+        loglevel: str = "INFO",
     ):
         argv = [
             str(BIN / "celery"),
             "-A",
             app,
             "worker",
-            "--loglevel=INFO",
+            f"--loglevel={loglevel}",
+            f"--pool={pool}",
             f"--concurrency={concurrency}",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
         ]
         super().__init__("celery-worker", argv, env, log_dir)
+        self.app = app
+
+    def answers_ping(self) -> bool:
+        ping = subprocess.run(
+            [str(BIN / "celery"), "-A", self.app, "inspect", "ping", "--timeout", "1"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return ping.returncode == 0 and "pong" in ping.stdout
 
     def start(self) -> None:
         super().start()
-        wait_until(lambda: "ready." in self.output() or not self.running, 60, "the celery worker")
+        # "ready." is logged at INFO; a quieter worker is asked instead.
+        wait_until(
+            lambda: "ready." in self.output() or not self.running or self.answers_ping(),
+            60,
+            "the celery worker",
+            interval=0.5,
+        )
         if not self.running:
             raise AssertionError(f"celery worker exited:\n{self.output()}")
 
@@ -227,10 +254,15 @@ class Sender:
             "object": target,
         }
 
-    def post(self, inbox_url: str, activity: dict) -> httpx.Response:
+    def signed(self, inbox_url: str, activity: dict) -> tuple[str, bytes, dict]:
+        """(activity id, body, headers) of a signed POST of ``activity`` to ``inbox_url``."""
         from fedsx.httpsig import sign_cavage
 
         body = json.dumps(activity).encode()
         headers = {"Content-Type": "application/activity+json"}
         headers.update(sign_cavage("POST", inbox_url, headers, body, self.key_id, self.private_pem))
+        return activity["id"], body, headers
+
+    def post(self, inbox_url: str, activity: dict) -> httpx.Response:
+        _, body, headers = self.signed(inbox_url, activity)
         return self.client.post(inbox_url, content=body, headers=headers)
