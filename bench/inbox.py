@@ -170,6 +170,8 @@ def serve(port: int, env: dict[str, str]) -> subprocess.Popen:
             "fedsx.server.wsgi",
             "-w",
             "2",
+            "--threads",
+            os.environ.get("BENCH_WEB_THREADS", "1"),
             "-b",
             f"127.0.0.1:{port}",
             "--log-level",

@@ -134,7 +134,10 @@ class LogEntry(models.Model):
 class InboxEntry(LogEntry):
     """An activity appended to a local actor's inbox log."""
 
-    actor = models.ForeignKey(Actor, on_delete=models.CASCADE, related_name="inbox_entries")
+    # No index of its own: the unique (actor, seq) index serves look-ups by actor.
+    actor = models.ForeignKey(
+        Actor, on_delete=models.CASCADE, related_name="inbox_entries", db_index=False
+    )
     activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="inbox_entries")
     # Set when the triggers pipeline has run for this entry; the sweeper looks for NULLs.
     triggers_applied_at = models.DateTimeField(null=True, blank=True)
@@ -159,7 +162,9 @@ class InboxEntry(LogEntry):
 class OutboxEntry(LogEntry):
     """An activity a local actor published, in its outbox log."""
 
-    actor = models.ForeignKey(Actor, on_delete=models.CASCADE, related_name="outbox_entries")
+    actor = models.ForeignKey(
+        Actor, on_delete=models.CASCADE, related_name="outbox_entries", db_index=False
+    )
     activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="outbox_entries")
 
     class Meta(LogEntry.Meta):
