@@ -165,3 +165,11 @@ def test_replay_reports_instances_that_would_be_nondeterministic():
     assert checks[good]["ok"] and not checks[bad]["ok"]
     assert "now asks for step 'new'" in checks[bad]["detail"]
     assert FlowInstance.objects.get(pk=bad).log_length == 0  # nothing was written
+
+
+@pytest.mark.django_db
+def test_register_flows_is_the_design_name_of_flows_register():
+    out = StringIO()
+    call_command("register_flows", stdout=out)
+    assert FlowDefinition.objects.filter(name="approval").exists()
+    assert "approval" in out.getvalue() or "registered" in out.getvalue()
