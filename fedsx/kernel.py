@@ -109,7 +109,11 @@ def _append_with_orm(record: Activity, recipients: list[Actor]) -> AppendResult:
 
 
 def _upsert_activity(record: Activity) -> tuple[Activity, bool]:
-    lookup = {"ap_id": record.ap_id} if record.ap_id else {"activity_cid": record.activity_cid}
+    lookup = (
+        {"ap_id": record.ap_id, "actor": record.actor}
+        if record.ap_id
+        else {"activity_cid": record.activity_cid}
+    )
     existing = Activity.objects.filter(**lookup).first()
     if existing is not None:
         return existing, False
@@ -156,7 +160,7 @@ WITH new_activity AS (
 ), activity AS (
     SELECT id, true AS created FROM new_activity
     UNION ALL
-    (SELECT id, false FROM fedsx_activity WHERE {lookup} = %(key)s)
+    (SELECT id, false FROM fedsx_activity WHERE {lookup})
     LIMIT 1
 ), missing AS (
     SELECT r.actor_id FROM unnest(%(recipients)s::bigint[]) AS r(actor_id), activity a
@@ -177,7 +181,8 @@ SELECT a.id, a.created, e.id, e.actor_id, e.seq FROM activity a LEFT JOIN entrie
 
 
 def _append_in_one_statement(record: Activity, recipients: list[Actor]) -> AppendResult | None:
-    lookup = "ap_id" if record.ap_id else "activity_cid"
+    # An activity is known by its id from this sender, or, without an id, by its content.
+    lookup = "ap_id = %(ap_id)s AND actor = %(actor)s" if record.ap_id else "activity_cid = %(cid)s"
     connection.ensure_connection()
     # A server-side prepared statement on the raw connection: planning this statement
     # cost more than running it. Django's own cursors bind client-side and never prepare.
@@ -193,7 +198,6 @@ def _append_in_one_statement(record: Activity, recipients: list[Actor]) -> Appen
                 "object_id": record.object_id,
                 "payload": orjson.dumps(record.payload).decode(),
                 "now": record.received_at,
-                "key": record.ap_id or record.activity_cid,
                 "recipients": [actor.pk for actor in recipients],
             },
         )

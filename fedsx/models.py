@@ -98,12 +98,17 @@ class Actor(models.Model):
 
 
 class Activity(models.Model):
-    """One activity as received, stored once however often it is delivered."""
+    """One activity as received, stored once however often it is delivered.
 
-    ap_id = models.CharField("ActivityPub id", max_length=500, unique=True, null=True, blank=True)
+    An id is unique per sending actor, not globally: the sender proves who it is, not that
+    it owns the id it chose, so another sender's activity can never claim (and shadow) it.
+    """
+
+    # NULL, not "", for an activity without an id: NULLs never collide in the unique key.
+    ap_id = models.CharField("ActivityPub id", max_length=500, null=True, blank=True)  # noqa: DJ001
     activity_cid = models.CharField(max_length=100, unique=True)
     type = models.CharField(max_length=64, db_index=True)
-    actor = models.CharField("actor id", max_length=500, db_index=True)
+    actor = models.CharField("actor id", max_length=500)
     object_id = models.CharField(max_length=500, blank=True, db_index=True)
     payload = models.JSONField()
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -111,6 +116,9 @@ class Activity(models.Model):
     class Meta:
         verbose_name_plural = "activities"
         ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["ap_id", "actor"], name="unique_activity_id_per_actor")
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.ap_id or self.activity_cid}"

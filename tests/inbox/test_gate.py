@@ -277,3 +277,29 @@ def test_a_refusal_is_logged_once_with_its_reason_and_no_key_material(
     message = records[0].getMessage()
     assert "bad_signature" in message
     assert "PRIVATE" not in message and "PUBLIC KEY" not in message
+
+
+@pytest.mark.django_db
+def test_another_sender_cannot_claim_an_activity_id(client, demo, bob_remote):
+    """An id names an activity of its sender: mallory using bob's id shadows nothing."""
+    mallory = remote_sender("https://evil.example/users/mallory", label="mallory")
+    bobs_id = "https://remote.example/users/bob/statuses/9/activity"
+    squat = {
+        "id": bobs_id,
+        "type": "Create",
+        "actor": mallory.ap_id,
+        "to": [demo.ap_id],
+        "object": {"id": "https://evil.example/n/1", "type": "Note", "content": "fake"},
+    }
+    real = {
+        "id": bobs_id,
+        "type": "Create",
+        "actor": bob_remote.ap_id,
+        "to": [demo.ap_id],
+        "object": {"id": "https://remote.example/n/9", "type": "Note", "content": "real"},
+    }
+    assert deliver(client, INBOX, squat, mallory).status_code == 202
+    assert deliver(client, INBOX, real, bob_remote).status_code == 202
+    stored = {a.actor: a.payload["object"]["content"] for a in Activity.objects.all()}
+    assert stored == {mallory.ap_id: "fake", bob_remote.ap_id: "real"}
+    assert InboxEntry.objects.filter(activity__actor=bob_remote.ap_id).count() == 1
