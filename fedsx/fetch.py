@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -54,13 +55,35 @@ def allowlist() -> set[str]:
     return {h.strip().lower() for h in fedsx_settings.FETCH_ALLOWLIST.split(",") if h.strip()}
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+SITE_LOCAL = ipaddress.ip_network("fec0::/10")
+
+
 def is_internal(address: str) -> bool:
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return is_internal(str(embedded))
+        if ip in SITE_LOCAL:
+            return True
     # is_global is False for loopback, private, link-local, reserved, shared (CGNAT) and
     # unspecified ranges; multicast can be "global" and is never a document server.
     return ip in METADATA_ADDRESSES or not ip.is_global or ip.is_multicast
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one reaches: mapped, compatible, NAT64 or 6to4."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in SIX_TO_FOUR:
+        return ip.sixtofour
+    if int(ip) >> 32 == 0 and int(ip) > 1:  # ::a.b.c.d, IPv4-compatible (deprecated)
+        return ipaddress.IPv4Address(int(ip))
+    return None
 
 
 def resolve_target(url: str) -> Target:
@@ -100,7 +123,7 @@ def _pinned_request(client: httpx.Client, target: Target) -> httpx.Request:
     )
 
 
-def _read_capped(response: httpx.Response, limit: int) -> bytes:
+def _read_capped(response: httpx.Response, limit: int, deadline: float) -> bytes:
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise FetchError("too_large", f"document larger than {limit} bytes")
@@ -109,16 +132,26 @@ def _read_capped(response: httpx.Response, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise FetchError("too_large", f"document larger than {limit} bytes")
+        if time.monotonic() > deadline:  # a server dripping bytes must not hold us
+            raise FetchError("timeout", "the document took too long", temporary=True)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def fetch_json(url: str) -> dict[str, Any]:
-    """GET an ActivityPub document; raises FetchError (temporary, gone or permanent)."""
+    """GET an ActivityPub document; raises FetchError (temporary, gone or permanent).
+
+    The whole fetch, redirects included, has FETCH_TIMEOUT_SECONDS; redirects may not leave
+    the host first asked: a document is only believed about its own host.
+    """
     timeout = fedsx_settings.FETCH_TIMEOUT_SECONDS
+    deadline = time.monotonic() + timeout
+    origin = host_and_port(url)
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         for _ in range(fedsx_settings.FETCH_MAX_REDIRECTS + 1):
             target = resolve_target(url)
+            if host_and_port(url) != origin:
+                raise FetchError("refused_url", "a redirect to another host is not followed")
             try:
                 response = client.send(_pinned_request(client, target), stream=True)
                 try:
@@ -126,7 +159,7 @@ def fetch_json(url: str) -> dict[str, Any]:
                         url = urljoin(url, response.headers["location"])
                         continue
                     _raise_for_status(response)
-                    body = _read_capped(response, fedsx_settings.FETCH_MAX_BYTES)
+                    body = _read_capped(response, fedsx_settings.FETCH_MAX_BYTES, deadline)
                 finally:
                     response.close()
             except httpx.TimeoutException:
@@ -137,6 +170,14 @@ def fetch_json(url: str) -> dict[str, Any]:
                 ) from None
             return _parse_document(body)
     raise FetchError("too_many_redirects", "too many redirects")
+
+
+def host_and_port(url: str) -> tuple[str, int | None]:
+    try:
+        parts = urlsplit(url)
+        return (parts.hostname or "").lower().rstrip("."), parts.port
+    except ValueError:
+        return "", None
 
 
 def _raise_for_status(response: httpx.Response) -> None:

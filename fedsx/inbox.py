@@ -243,7 +243,7 @@ def verify(
     }
     try:
         httpsig.verify_request(signed, signature, key.public_key, **options)
-        return key
+        return keys.store_verified(key)
     except httpsig.SignatureError as exc:
         if exc.code != "bad_signature":
             raise Rejection(401, exc.code, exc.detail) from None
@@ -258,4 +258,4 @@ def verify(
         httpsig.verify_request(signed, signature, fresh.public_key, **options)
     except httpsig.SignatureError as exc:
         raise Rejection(401, exc.code, exc.detail) from None
-    return fresh
+    return keys.store_verified(fresh)

@@ -34,6 +34,8 @@ class VerificationKey:
     public_key: Any
     fetched_at: datetime | None
     local: bool
+    # (owner, PEM, actor document) of a key just fetched and not yet stored.
+    fetched: tuple[str, str, dict | None] | None = None
 
 
 class KeyUnavailable(Exception):
@@ -45,6 +47,10 @@ class KeyUnavailable(Exception):
 
 
 _cache: dict[str, tuple[VerificationKey, float]] = {}
+# Keys fetched but not (yet) seen to verify a request: kept briefly so that a stream of
+# unverifiable requests naming the same keyId costs one fetch, not one each.
+UNCONFIRMED_SECONDS = 60
+_unconfirmed: dict[str, tuple[VerificationKey, float]] = {}
 _lock = threading.Lock()
 
 
@@ -61,12 +67,19 @@ def forget(key_id: str | None = None) -> None:
     with _lock:
         if key_id is None:
             _cache.clear()
+            _unconfirmed.clear()
         else:
             _cache.pop(key_id, None)
+            _unconfirmed.pop(key_id, None)
 
 
 def key_for(key_id: str) -> VerificationKey:
-    """The key named by a signature's keyId; raises KeyUnavailable."""
+    """The key named by a signature's keyId; raises KeyUnavailable.
+
+    A key that had to be fetched comes back *unconfirmed*: the caller verifies the request
+    with it and only then calls ``store_verified``, so a request with a bad signature can
+    never make us store (or cache) whatever a keyId pointed at.
+    """
     cached = _cache.get(key_id)
     if cached and time.monotonic() - cached[1] < CACHE_SECONDS:
         return cached[0]
@@ -78,7 +91,15 @@ def key_for(key_id: str) -> VerificationKey:
     )
     if actor is not None:
         return _remember(_from_actor(actor))
-    return fetch_key(key_id)
+    unconfirmed = _unconfirmed.get(key_id)
+    if unconfirmed and time.monotonic() - unconfirmed[1] < UNCONFIRMED_SECONDS:
+        return unconfirmed[0]  # fetched moments ago for a request that did not verify
+    key = fetch_key(key_id)
+    with _lock:
+        if len(_unconfirmed) >= CACHE_MAX_ENTRIES:
+            _unconfirmed.clear()
+        _unconfirmed[key_id] = (key, time.monotonic())
+    return key
 
 
 def refetch_if_stale(key: VerificationKey) -> VerificationKey | None:
@@ -87,34 +108,67 @@ def refetch_if_stale(key: VerificationKey) -> VerificationKey | None:
     At most one refetch per key per KEY_REFETCH_INTERVAL_SECONDS, so a flood of bad
     signatures cannot make us hammer the signer's server.
     """
-    if key.local:
+    if key.local or key.fetched is not None:
         return None
     interval = timedelta(seconds=fedsx_settings.KEY_REFETCH_INTERVAL_SECONDS)
     if key.fetched_at and timezone.now() - key.fetched_at < interval:
         return None
+    # Whatever the refetch finds, this key is not asked again before the interval is over.
+    Actor.objects.filter(key_id=key.key_id).update(key_fetched_at=timezone.now())
     forget(key.key_id)
     fresh = fetch_key(key.key_id)
     return None if fresh.public_key == key.public_key else fresh
 
 
+def store_verified(key: VerificationKey) -> VerificationKey:
+    """Keep a fetched key that has just verified a request (database and process cache)."""
+    if key.fetched is None:
+        return key
+    owner, pem, document = key.fetched
+    actor = _store_key(owner, key.key_id, pem, document)
+    _unconfirmed.pop(key.key_id, None)
+    return _remember(
+        VerificationKey(key.key_id, owner, key.public_key, actor.key_fetched_at, local=False)
+    )
+
+
 def fetch_key(key_id: str) -> VerificationKey:
-    url, _ = urldefrag(key_id)
-    try:
-        document = fetch_json(url)
-    except FetchError as exc:
-        raise KeyUnavailable(exc.code, exc.detail, temporary=exc.temporary, gone=exc.gone) from None
+    """Fetch and confirm the key named ``key_id``; unconfirmed until ``store_verified``."""
+    document = _fetch(urldefrag(key_id)[0])
     owner, pem, actor_document = _key_in_document(document, key_id)
+    if actor_document is None or actor_document.get("id") != urldefrag(key_id)[0]:
+        # A key document, or an actor document served somewhere else than at its id (as
+        # GoToSocial's /main-key): the owner's own document must list the same key.
+        actor_document = _fetch(owner)
+        if actor_document.get("id") != owner:
+            raise KeyUnavailable("key_owner_mismatch", "the owner's document has another id")
+        try:
+            _, owner_pem, _ = _key_in_document(actor_document, key_id)
+        except KeyUnavailable:
+            owner_pem = ""
+        if owner_pem.strip() != pem.strip():
+            raise KeyUnavailable("key_owner_mismatch", "the owner does not list that key")
     try:
         public_key = load_public_key(pem)
     except SignatureError as exc:
         raise KeyUnavailable("bad_key", exc.detail) from None
-    actor = _store_key(owner, key_id, pem, actor_document)
-    return _remember(VerificationKey(key_id, owner, public_key, actor.key_fetched_at, local=False))
+    return VerificationKey(
+        key_id, owner, public_key, None, local=False, fetched=(owner, pem, actor_document)
+    )
+
+
+def _fetch(url: str) -> dict:
+    try:
+        return fetch_json(url)
+    except FetchError as exc:
+        raise KeyUnavailable(exc.code, exc.detail, temporary=exc.temporary, gone=exc.gone) from None
 
 
 def _key_in_document(document: dict, key_id: str) -> tuple[str, str, dict | None]:
     """(owner id, PEM, the actor document if it was one) for ``key_id`` in a fetched document."""
     if isinstance(document.get("publicKeyPem"), str):  # a key document (GoToSocial and others)
+        if document.get("id") != key_id:
+            raise KeyUnavailable("key_not_found", "the key document has another id")
         owner, pem, actor_document = document.get("owner"), document["publicKeyPem"], None
     else:  # an actor document with one or more keys
         keys = document.get("publicKey")

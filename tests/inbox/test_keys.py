@@ -65,7 +65,45 @@ class TestFetch:
         keyserver.serve(
             "/users/gts/main-key", {"id": sender.key_id, "owner": ap_id, "publicKeyPem": public_pem}
         )
+        owner = actor_document(keyserver.origin, "gts", public_pem)
+        owner["publicKey"]["id"] = sender.key_id
+        keyserver.serve("/users/gts", owner)
         assert deliver(client, INBOX, follow(sender), sender).status_code == 202
+        assert Actor.objects.get(ap_id=ap_id).key_id == sender.key_id
+
+    def test_key_document_whose_owner_does_not_list_it(self, client, demo, keyserver):
+        """A key document can be planted on a host (an upload, an open redirect): it only
+        counts if the owner's own document lists that key."""
+        private_pem, public_pem = keypair("planted")
+        ap_id = f"{keyserver.origin}/users/bob"
+        key_id = f"{keyserver.origin}/media/planted.json"
+        keyserver.serve(
+            "/media/planted.json", {"id": key_id, "owner": ap_id, "publicKeyPem": public_pem}
+        )
+        keyserver.serve("/users/bob", actor_document(keyserver.origin, "bob", keypair()[1]))
+        sender = Sender(ap_id, key_id, private_pem, public_pem)
+        response = deliver(client, INBOX, follow(sender), sender)
+        assert_refused(response, 401, "key_owner_mismatch")
+        assert not Actor.objects.filter(ap_id=ap_id).exists()
+
+    def test_redirect_to_another_host_is_not_followed(self, client, demo, keyserver, settings):
+        other = f"http://localhost:{keyserver.port}"
+        allow = f"127.0.0.1:{keyserver.port},localhost:{keyserver.port}"
+        settings.FEDSX = {**settings.FEDSX, "FETCH_ALLOWLIST": allow}
+        sender = sender_at(keyserver.origin, "bob")
+        keyserver.serve("/users/bob", f"{other}/users/bob", status=302)
+        assert_refused(deliver(client, INBOX, follow(sender), sender), 401, "key_refused_url")
+
+    def test_a_fetched_key_is_stored_only_after_it_verified(self, client, demo, keyserver):
+        sender = sender_at(keyserver.origin, "bob")
+        forger = sender_at(keyserver.origin, "bob", label="forger")
+        keyserver.serve("/users/bob", actor_document(keyserver.origin, "bob", sender.public_pem))
+        for n in range(3):
+            assert deliver(client, INBOX, follow(forger, n=n), forger).status_code == 401
+        assert not Actor.objects.filter(ap_id=sender.ap_id).exists()
+        assert keyserver.hits["/users/bob"] == 1  # unverifiable requests: one fetch
+        assert deliver(client, INBOX, follow(sender, n=9), sender).status_code == 202
+        assert Actor.objects.get(ap_id=sender.ap_id).public_key_pem == sender.public_pem
 
     def test_internal_key_id_is_refused_without_the_allowlist(self, client, demo, settings):
         settings.FEDSX = {**settings.FEDSX, "FETCH_ALLOWLIST": ""}
@@ -182,3 +220,20 @@ class TestRotation:
             response = deliver(client, INBOX, follow(forger, n=10 + n), forger)
             assert response.status_code == 401
         assert keyserver.hits["/users/bob"] == 1  # fetched just now: no refetch for forgeries
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::", "::7f00:1", "fec0::1", "::ffff:10.0.0.1"],
+)
+def test_ipv6_forms_of_internal_addresses_are_internal(address):
+    from fedsx.fetch import is_internal
+
+    assert is_internal(address)
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::", "2606:4700::1111"])
+def test_public_ipv6_addresses_are_not_internal(address):
+    from fedsx.fetch import is_internal
+
+    assert not is_internal(address)
