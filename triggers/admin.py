@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from fedsx.models import Activity, Actor
@@ -45,9 +46,8 @@ class TriggerAdmin(admin.ModelAdmin):
         self._switch(queryset, True)
 
     def _switch(self, queryset, enabled: bool) -> None:
-        for trigger in queryset.exclude(enabled=enabled):  # save(): bumps the index version
-            trigger.enabled = enabled
-            trigger.save(update_fields=["enabled", "updated_at"])
+        # One UPDATE; TriggerQuerySet.update bumps the registry version.
+        queryset.exclude(enabled=enabled).update(enabled=enabled, updated_at=timezone.now())
 
     def get_urls(self):
         test = self.admin_site.admin_view(self.test_view)

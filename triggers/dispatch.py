@@ -62,12 +62,14 @@ def record_guard_error(trigger: CompiledTrigger, entry: InboxEntry, error: str) 
 
 # The claim is one statement: a concurrent run holding the same key makes it wait until
 # that run commits (then it inserts nothing) or rolls back (then it inserts). No savepoint
-# is needed to survive losing the race, so the claim costs one round trip.
+# is needed to survive losing the race, so the claim costs one round trip. It inserts only
+# while the trigger row exists: a trigger deleted after this process built its index
+# claims nothing (instead of failing the whole batch on the foreign key at commit).
 CLAIM_SQL = """
 INSERT INTO triggers_firing
     (actor_id, activity_cid, trigger_cid, trigger_id, inbox_entry_id, outcome, detail,
      created_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+SELECT %s, %s, %s, id, %s, %s, %s, %s FROM triggers_trigger WHERE id = %s
 ON CONFLICT (actor_id, activity_cid, trigger_cid) DO NOTHING
 RETURNING id
 """
@@ -79,7 +81,8 @@ def claim(
     outcome: str = Firing.Outcome.STARTED,
     detail: str = "",
 ) -> Firing | None:
-    """Insert the Firing under its unique key, or None if another run holds it."""
+    """Insert the Firing under its unique key; None if another run holds it or the trigger
+    no longer exists."""
     firing = Firing(
         actor_id=entry.actor_id,
         activity_cid=entry.activity.activity_cid,
@@ -97,11 +100,11 @@ def claim(
                 firing.actor_id,
                 firing.activity_cid,
                 firing.trigger_cid,
-                firing.trigger_id,
                 entry.pk,
                 outcome,
                 detail,
                 firing.created_at,
+                firing.trigger_id,
             ],
         )
         row = cursor.fetchone()

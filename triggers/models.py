@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from fedsx.cid import json_cid
@@ -56,6 +56,22 @@ def trigger_spec(
     }
 
 
+class TriggerQuerySet(models.QuerySet):
+    """Bulk writes skip ``save()`` and its signals, so they bump the registry version here."""
+
+    def update(self, **kwargs) -> int:
+        changed = super().update(**kwargs)
+        if changed:
+            RegistryVersion.bump()
+        return changed
+
+    def bulk_create(self, objs, *args, **kwargs):
+        created = super().bulk_create(objs, *args, **kwargs)
+        if created:
+            RegistryVersion.bump()
+        return created
+
+
 class Trigger(models.Model):
     label = models.CharField(max_length=200, blank=True)
     activity_type = models.CharField(
@@ -82,6 +98,8 @@ class Trigger(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = TriggerQuerySet.as_manager()
+
     class Meta:
         ordering = ["id"]
 
@@ -90,13 +108,7 @@ class Trigger(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         self.trigger_cid = json_cid(self.spec)
-        super().save(*args, **kwargs)
-        RegistryVersion.bump()
-
-    def delete(self, *args, **kwargs):
-        result = super().delete(*args, **kwargs)
-        RegistryVersion.bump()
-        return result
+        super().save(*args, **kwargs)  # post_save bumps the registry version
 
     @property
     def spec(self) -> dict:
@@ -160,6 +172,18 @@ class RegistryVersion(models.Model):
         from .registry import forget_index  # this process sees its own change at once
 
         forget_index()
+        # Inside a transaction, other threads of this process may rebuild the index from
+        # the committed (old) triggers meanwhile; forget it again once the change is visible.
+        transaction.on_commit(forget_index)
+
+
+def registry_changed(sender, **kwargs) -> None:
+    """post_save / post_delete receiver for Trigger.
+
+    Signals, not ``save()``/``delete()`` overrides: a queryset delete (the admin's "delete
+    selected") calls neither method but sends post_delete for every row it deletes.
+    """
+    RegistryVersion.bump()
 
 
 class Firing(models.Model):

@@ -8,7 +8,7 @@ them cost one dictionary look-up per distinct path), guards that require
 the remaining guards are evaluated one by one, each distinct guard once per activity.
 
 Each process keeps one index and rebuilds it when ``RegistryVersion`` moved, which every
-trigger save or delete bumps.
+trigger change bumps (signals and TriggerQuerySet.update, see triggers.models).
 """
 
 from __future__ import annotations
