@@ -104,6 +104,7 @@ def receive(request: HttpRequest, name: str | None) -> HttpResponse:
     signed = signed_request(request, body)
     signature = parse_signature(signed)
     check_digest(signed)
+    check_addressed_to_us(signed)
     activity = parse_activity(body)
     actor_id = id_of(activity.get("actor"))
     check_not_blocked(signature.key_id, actor_id)
@@ -183,6 +184,23 @@ def check_digest(signed: httpsig.HttpRequest) -> None:
     except httpsig.SignatureError as exc:
         status = 400 if exc.code == "digest_mismatch" else 401
         raise Rejection(status, exc.code, exc.detail) from None
+
+
+def check_addressed_to_us(signed: httpsig.HttpRequest) -> None:
+    """The signed Host (draft-cavage ``host``, RFC 9421 ``@authority``) must be this node:
+    otherwise a delivery signed for another server could be replayed to us."""
+    if normalized_host(signed.headers.get("host", "")) != normalized_host(
+        urlsplit(fedsx_settings.BASE_URL).netloc, urlsplit(fedsx_settings.BASE_URL).scheme
+    ):
+        raise Rejection(401, "wrong_host", "the request is addressed to another host")
+
+
+def normalized_host(netloc: str, scheme: str = "") -> str:
+    host = netloc.strip().lower()
+    default = {"https": ":443", "http": ":80"}.get(scheme or "https")
+    if default and host.endswith(default):
+        host = host[: -len(default)]
+    return host.rstrip(".")
 
 
 def parse_activity(body: bytes) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from fedsx.models import Activity, DomainBlock, Follow, InboxEntry
 
-from .helpers import deliver, keypair, load_activity, remote_sender, stored_counts
+from .helpers import deliver, keypair, load_activity, meta, remote_sender, stored_counts
 
 INBOX = "/actors/demo/inbox"
 
@@ -303,3 +303,23 @@ def test_another_sender_cannot_claim_an_activity_id(client, demo, bob_remote):
     stored = {a.actor: a.payload["object"]["content"] for a in Activity.objects.all()}
     assert stored == {mallory.ap_id: "fake", bob_remote.ap_id: "real"}
     assert InboxEntry.objects.filter(activity__actor=bob_remote.ap_id).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_delivery_signed_for_another_server_cannot_be_replayed_here(client, demo, bob_remote):
+    from fedsx import httpsig
+
+    body = json.dumps(follow(bob_remote)).encode()
+    headers = {"Content-Type": "application/activity+json"}
+    headers |= httpsig.sign_cavage(
+        "POST",
+        "https://other.example/actors/demo/inbox",
+        headers,
+        body,
+        bob_remote.key_id,
+        bob_remote.private_pem,
+    )
+    response = client.generic(
+        "POST", INBOX, body, content_type="application/activity+json", **meta(headers)
+    )
+    assert_refused(response, 401, "wrong_host")

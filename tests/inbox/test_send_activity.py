@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from fedsx.actors import create_local_actor
 from fedsx.models import Activity, InboxEntry
 
 
@@ -13,6 +14,13 @@ def send(*args):
     out = StringIO()
     call_command("send_activity", *args, stdout=out)
     return out.getvalue().strip()
+
+
+@pytest.fixture
+def node(live_server, settings, transactional_db):
+    """The live server as the node: ids minted for its origin, so Host matches."""
+    settings.FEDSX = {**settings.FEDSX, "BASE_URL": live_server.url}
+    return live_server
 
 
 @pytest.fixture
@@ -24,8 +32,9 @@ def follow_file(tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("flag", [[], ["--rfc9421"]], ids=["cavage", "rfc9421"])
-def test_send_activity_delivers_a_signed_activity(live_server, demo, follow_file, flag):
-    inbox = f"{live_server.url}/actors/demo/inbox"
+def test_send_activity_delivers_a_signed_activity(node, follow_file, flag):
+    demo = create_local_actor("demo")
+    inbox = f"{node.url}/actors/demo/inbox"
     output = send(str(follow_file), "--to", inbox, "--as", "demo", *flag)
     assert output.startswith("202")
     activity = Activity.objects.get()
@@ -35,9 +44,10 @@ def test_send_activity_delivers_a_signed_activity(live_server, demo, follow_file
 
 
 @pytest.mark.django_db(transaction=True)
-def test_send_activity_reports_a_refusal(live_server, demo, follow_file):
+def test_send_activity_reports_a_refusal(node, follow_file):
+    create_local_actor("demo")
     with pytest.raises(CommandError, match="refused the activity \\(404\\)"):
-        send(str(follow_file), "--to", f"{live_server.url}/actors/nobody/inbox", "--as", "demo")
+        send(str(follow_file), "--to", f"{node.url}/actors/nobody/inbox", "--as", "demo")
 
 
 @pytest.mark.django_db
