@@ -76,7 +76,9 @@ class Guard:
             return is_true(self._evaluate(document))
         except jp_errors.JMESPathError as exc:
             raise GuardEvaluationError(str(exc)) from None
-        except (TypeError, ValueError, RecursionError) as exc:
+        except Exception as exc:
+            # Whatever an operator's guard raises on some peer's JSON (floor() of an
+            # infinity: OverflowError, …) is that guard failing, never the caller's batch.
             raise GuardEvaluationError(f"{type(exc).__name__}: {exc}") from None
 
     def __repr__(self) -> str:

@@ -9,9 +9,10 @@ entry applied, which takes it off the sweeper's list. Running it twice is harmle
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from fedsx.models import Activity, Actor, InboxEntry
@@ -20,6 +21,8 @@ from .dispatch import flow_dispatch, record_guard_error
 from .guards import guard_passes
 from .models import Firing
 from .registry import TriggerIndex, trigger_index
+
+logger = logging.getLogger(__name__)
 
 ENTRY_FIELDS = (
     "id",
@@ -89,10 +92,14 @@ def apply_entries(entry_ids: Iterable[int], *, again: bool = False) -> int:
     """Apply triggers to these entries (skipping those already applied unless ``again``).
 
     One transaction for the batch: under load the courier sends many ids per task, and
-    their entries then share one BEGIN, one COMMIT and one applied-mark UPDATE.
+    their entries then share one BEGIN, one COMMIT and one applied-mark UPDATE. If the batch
+    fails with anything but a database error (which the task retries), the entries are
+    applied again one by one, so one entry that cannot be applied does not hold back the
+    others of its batch forever; that one is logged and left to the sweeper.
     """
+    entry_ids = list(entry_ids)
     entries = (
-        InboxEntry.objects.filter(pk__in=list(entry_ids))
+        InboxEntry.objects.filter(pk__in=entry_ids)
         .select_related("actor", "activity")
         # only what matching and dispatch read: an actor row carries documents and keys
         .only(*ENTRY_FIELDS)
@@ -100,12 +107,36 @@ def apply_entries(entry_ids: Iterable[int], *, again: bool = False) -> int:
     if not again:
         entries = entries.filter(triggers_applied_at__isnull=True)
     index = trigger_index()
-    with transaction.atomic():
-        batch = list(entries.order_by("pk"))
-        for entry in batch:
-            apply_triggers(entry, index, mark=False)
-        mark_applied([entry.pk for entry in batch])
-    return len(batch)
+    try:
+        with transaction.atomic():
+            batch = list(entries.order_by("pk"))
+            for entry in batch:
+                apply_triggers(entry, index, mark=False)
+            mark_applied([entry.pk for entry in batch])
+        return len(batch)
+    except DatabaseError:
+        raise
+    except Exception:
+        logger.warning("the batch of inbox entries %s failed; applying them one by one", entry_ids)
+    return apply_one_by_one(entries.order_by("pk"), index)
+
+
+def apply_one_by_one(entries: Iterable[InboxEntry], index: TriggerIndex) -> int:
+    """Apply each entry in its own transaction; one that raises is logged and skipped."""
+    applied = 0
+    for entry in entries:
+        try:
+            with transaction.atomic():  # a savepoint when nested: the others still commit
+                apply_triggers(entry, index)
+        except DatabaseError:
+            raise
+        except Exception:
+            logger.exception(
+                "applying triggers to inbox entry %s failed; the sweeper will retry it", entry.pk
+            )
+        else:
+            applied += 1
+    return applied
 
 
 def mark_applied(entry_ids: list[int]) -> None:

@@ -154,3 +154,16 @@ def test_required_conditions_are_found_for_the_index():
     assert keyword.conditions == [("contains", ("object", "content"), "spam")] and keyword.exact
     both = compile_guard("contains(to, 'x') && length(to) > `1`")
     assert both.conditions == [("contains", ("to",), "x")] and not both.exact
+
+
+@pytest.mark.parametrize(
+    "source, document, error",
+    [
+        ("floor(to_number(object.content)) > `1`", {"object": {"content": "inf"}}, "Overflow"),
+        ("floor(to_number(object.content)) > `1`", {"object": {"content": "nan"}}, "ValueError"),
+    ],
+)
+def test_any_exception_of_a_guard_is_a_failed_guard(source, document, error):
+    passed, detail = guard_passes(compile_guard(source), document)
+    assert passed is False
+    assert error in detail

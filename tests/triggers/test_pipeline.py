@@ -2,11 +2,11 @@ import pytest
 from django.db import transaction
 from django.test import override_settings
 
-from fedsx.models import InboxEntry
+from fedsx.models import Activity, InboxEntry
 from flows import store
 from flows.models import FlowInstance
 from triggers.models import Firing, Trigger
-from triggers.pipeline import apply_triggers, triggers_fired
+from triggers.pipeline import apply_entries, apply_triggers, triggers_fired
 from triggers.registry import TriggerIndex, trigger_index
 
 from .conftest import SENDER, add_trigger, append, follow
@@ -260,3 +260,34 @@ def test_registered_test_flows_exist():
     from flows.registry import registered_flows
 
     assert {"approval", "test.done", "test.crash"} <= set(registered_flows())
+
+
+@pytest.mark.django_db
+def test_a_guard_overflow_is_an_error_firing_not_a_failed_batch(demo, settings):
+    settings.FEDSX = {"BASE_URL": "http://testserver", "DISPATCH_TRIGGERS": False}
+    bad = add_trigger(guard="floor(to_number(object.content)) > `1`", flow_name="test.done")
+    good = add_trigger()
+    entry = append(demo, follow(object={"content": "inf"}))
+    assert apply_entries([entry.pk]) == 1
+    firings = {f.trigger_id: f for f in Firing.objects.all()}
+    assert firings[bad.pk].outcome == Firing.Outcome.ERROR
+    assert "OverflowError" in firings[bad.pk].detail
+    assert firings[good.pk].outcome == Firing.Outcome.SUSPENDED
+    entry.refresh_from_db()
+    assert entry.triggers_applied_at is not None
+
+
+@pytest.mark.django_db
+def test_one_entry_that_raises_does_not_hold_back_its_batch(demo, settings, caplog):
+    settings.FEDSX = {"BASE_URL": "http://testserver", "DISPATCH_TRIGGERS": False}
+    add_trigger()
+    before = append(demo, follow())
+    broken = append(demo, follow())
+    after = append(demo, follow())
+    # An activity whose JSON is not an object: building its guard document raises TypeError.
+    Activity.objects.filter(pk=broken.activity_id).update(payload=["not", "an", "object"])
+    assert apply_entries([before.pk, broken.pk, after.pk]) == 2
+    applied = InboxEntry.objects.filter(triggers_applied_at__isnull=False)
+    assert set(applied.values_list("pk", flat=True)) == {before.pk, after.pk}
+    assert set(Firing.objects.values_list("inbox_entry_id", flat=True)) == {before.pk, after.pk}
+    assert f"inbox entry {broken.pk} failed" in caplog.text
