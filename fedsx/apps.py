@@ -7,4 +7,5 @@ class FedsxConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import blocks  # noqa: F401  (connects the block-list invalidation signals)
+        # Connect the signals that keep the per-process caches honest.
+        from . import blocks, inbox  # noqa: F401

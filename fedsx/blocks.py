@@ -43,7 +43,7 @@ def is_blocked(host: str) -> bool:
     blocked = blocked_domains()
     if not blocked or not host:
         return False
-    parts = _domain_of(host).split(".")
+    parts = _domain_of(host).rstrip(".").split(".")
     return any(".".join(parts[i:]) in blocked for i in range(len(parts)))
 
 

@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import urldefrag, urlsplit
 
 import orjson
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -27,12 +29,14 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import httpsig, keys
 from .blocks import is_blocked
+from .cid import CanonicalizationError, activity_cid
 from .conf import fedsx_settings
 from .kernel import append_inbox, id_of, shared_inbox_recipients
 from .models import Actor, host_of
 
 logger = logging.getLogger("fedsx.inbox")
 
+MAX_ID_LENGTH = 500  # the id columns' size
 ACCEPTED_CONTENT_TYPES = {"application/activity+json", "application/ld+json", "application/json"}
 
 
@@ -106,6 +110,7 @@ def receive(request: HttpRequest, name: str | None) -> HttpResponse:
     check_digest(signed)
     check_addressed_to_us(signed)
     activity = parse_activity(body)
+    cid = content_id(activity)
     actor_id = id_of(activity.get("actor"))
     check_not_blocked(signature.key_id, actor_id)
     try:
@@ -121,7 +126,7 @@ def receive(request: HttpRequest, name: str | None) -> HttpResponse:
         recipients = [recipient]
     else:
         recipients = shared_inbox_recipients(activity, Actor.objects.filter(ap_id=actor_id).first())
-    append_inbox(activity, recipients)
+    append_inbox(activity, recipients, cid=cid)
     return accepted()
 
 
@@ -151,6 +156,11 @@ def check_content_type(request: HttpRequest) -> None:
 # miss queries), a deleted one is forgotten within LOCAL_ACTOR_SECONDS.
 LOCAL_ACTOR_SECONDS = 30.0
 _local_actors: dict[str, tuple[Actor, float]] = {}
+
+
+@receiver(post_delete, sender=Actor)
+def _forget_local_actor(instance: Actor, **kwargs) -> None:
+    _local_actors.pop(instance.username, None)
 
 
 def local_recipient(name: str) -> Actor:
@@ -216,7 +226,18 @@ def parse_activity(body: bytes) -> dict[str, Any]:
         raise Rejection(400, "missing_type", "the activity has no type")
     if not id_of(activity.get("actor")):
         raise Rejection(400, "missing_actor", "the activity has no actor")
+    if len(id_of(activity)) > MAX_ID_LENGTH or len(id_of(activity.get("actor"))) > MAX_ID_LENGTH:
+        raise Rejection(400, "id_too_long", f"ids are limited to {MAX_ID_LENGTH} characters")
     return activity
+
+
+def content_id(activity: dict[str, Any]) -> str:
+    try:
+        return activity_cid(activity)
+    except CanonicalizationError as exc:
+        raise Rejection(
+            400, "unsupported_json", f"the activity has no canonical form: {exc}"
+        ) from None
 
 
 def check_not_blocked(key_id: str, actor_id: str) -> None:

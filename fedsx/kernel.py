@@ -67,19 +67,27 @@ def shared_inbox_recipients(activity: dict[str, Any], sender: Actor | None) -> l
     return list(Actor.objects.filter(query).distinct())
 
 
-def append_inbox(activity: dict[str, Any], recipients: list[Actor]) -> AppendResult:
-    """Store ``activity`` once and append it to each recipient's inbox log."""
-    record = _activity_record(activity)
+def append_inbox(
+    activity: dict[str, Any], recipients: list[Actor], *, cid: str | None = None
+) -> AppendResult:
+    """Store ``activity`` once and append it to each recipient's inbox log.
+
+    ``cid`` is the activity's content id when the caller has computed it already.
+    """
+    record = _activity_record(activity, cid)
     # Appends lock the recipients' rows; a fixed order means two fan-outs cannot deadlock.
     recipients = sorted(recipients, key=lambda actor: actor.pk)
     on_postgres = connection.vendor == "postgresql"
-    if on_postgres and activity.get("type") not in PROJECTIONS:
+    if on_postgres and activity.get("type") not in PROJECTIONS and not connection.in_atomic_block:
         # The common case, one statement in its own transaction: a single round trip.
-        result = _append_in_one_statement(record, recipients)
+        result = _try_one_statement(record, recipients)
         if result is not None:
             return result
     with transaction.atomic():
-        result = _append_in_one_statement(record, recipients) if on_postgres else None
+        result = None
+        if on_postgres:
+            with transaction.atomic():  # a savepoint: a lost race must not break the rest
+                result = _try_one_statement(record, recipients)
         if result is None:
             result = _append_with_orm(record, recipients)
         if result.created:
@@ -87,10 +95,10 @@ def append_inbox(activity: dict[str, Any], recipients: list[Actor]) -> AppendRes
     return result
 
 
-def _activity_record(activity: dict[str, Any]) -> Activity:
+def _activity_record(activity: dict[str, Any], cid: str | None) -> Activity:
     return Activity(
         ap_id=id_of(activity) or None,
-        activity_cid=activity_cid(activity),
+        activity_cid=cid or activity_cid(activity),
         type=str(activity.get("type"))[:64],
         actor=id_of(activity.get("actor"))[:500],
         object_id=id_of(activity.get("object"))[:500],
@@ -105,7 +113,7 @@ def _append_with_orm(record: Activity, recipients: list[Actor]) -> AppendResult:
     if not created:
         have = set(InboxEntry.objects.filter(activity=stored).values_list("actor_id", flat=True))
     entries = [_append_entry(actor, stored) for actor in recipients if actor.pk not in have]
-    return AppendResult(stored, entries, created)
+    return AppendResult(stored, [entry for entry in entries if entry], created)
 
 
 def _upsert_activity(record: Activity) -> tuple[Activity, bool]:
@@ -128,7 +136,7 @@ def _upsert_activity(record: Activity) -> tuple[Activity, bool]:
         return Activity.objects.get(Q(**lookup) | Q(activity_cid=record.activity_cid)), False
 
 
-def _next_inbox_seq(actor: Actor) -> int:
+def _next_inbox_seq(actor: Actor) -> int | None:
     # One statement that increments and reads: the row lock serialises concurrent appends
     # to one actor's log, so its sequence has no gaps and no duplicates.
     table = Actor._meta.db_table
@@ -137,11 +145,15 @@ def _next_inbox_seq(actor: Actor) -> int:
             f"UPDATE {table} SET inbox_seq = inbox_seq + 1 WHERE id = %s RETURNING inbox_seq",  # noqa: S608
             [actor.pk],
         )
-        return cursor.fetchone()[0]
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
-def _append_entry(actor: Actor, activity: Activity) -> InboxEntry:
-    entry = InboxEntry(actor=actor, activity=activity, seq=_next_inbox_seq(actor))
+def _append_entry(actor: Actor, activity: Activity) -> InboxEntry | None:
+    seq = _next_inbox_seq(actor)
+    if seq is None:  # the actor was deleted since it was looked up
+        return None
+    entry = InboxEntry(actor=actor, activity=activity, seq=seq)
     entry.save(force_insert=True)  # post_save fires: the triggers app hooks on_commit there
     return entry
 
@@ -180,13 +192,24 @@ SELECT a.id, a.created, e.id, e.actor_id, e.seq FROM activity a LEFT JOIN entrie
 """
 
 
+def _try_one_statement(record: Activity, recipients: list[Actor]) -> AppendResult | None:
+    """The one-statement append, or None when the ORM path must decide (a concurrent
+    delivery of the same activity won a race this statement's snapshot could not see)."""
+    try:
+        return _append_in_one_statement(record, recipients)
+    except IntegrityError:
+        record.pk = None
+        return None
+
+
 def _append_in_one_statement(record: Activity, recipients: list[Actor]) -> AppendResult | None:
     # An activity is known by its id from this sender, or, without an id, by its content.
     lookup = "ap_id = %(ap_id)s AND actor = %(actor)s" if record.ap_id else "activity_cid = %(cid)s"
     connection.ensure_connection()
     # A server-side prepared statement on the raw connection: planning this statement
     # cost more than running it. Django's own cursors bind client-side and never prepare.
-    with psycopg.Cursor(connection.connection) as cursor:
+    # Django's error wrapper still applies: a broken connection is marked and replaced.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
             APPEND_SQL.format(lookup=lookup),
             prepare=True,

@@ -25,11 +25,14 @@ def validate_username(value: str) -> None:
 
 
 def host_of(url: str) -> str:
-    """The host (with a non-default port) of a URL, lower-cased; '' for a non-URL."""
+    """The host (with a non-default port) of a URL, lower-cased, without a trailing dot
+    (``example.`` is ``example``); '' for a non-URL."""
     try:
-        return (urlsplit(url).netloc or "").lower()
+        netloc = (urlsplit(url).netloc or "").lower().rsplit("@", 1)[-1]
     except ValueError:
         return ""
+    host, colon, port = netloc.rpartition(":") if netloc.count(":") == 1 else (netloc, "", "")
+    return f"{host.rstrip('.')}{colon}{port}" if colon else netloc.rstrip(".")
 
 
 def local_actor_id(username: str) -> str:
@@ -222,5 +225,18 @@ class DomainBlock(models.Model):
         return self.domain
 
     def save(self, *args, **kwargs) -> None:
-        self.domain = self.domain.strip().lower()
+        self.domain = normalize_domain(self.domain)
         super().save(*args, **kwargs)
+
+
+def normalize_domain(value: str) -> str:
+    """``Spam.Example.``, ``https://spam.example/`` or ``bücher.example`` as stored: the bare,
+    lower-case, IDNA (punycode) host without a trailing dot."""
+    value = value.strip().lower()
+    if "//" in value:
+        value = urlsplit(value).hostname or ""
+    value = value.split("/", 1)[0].rstrip(".")
+    try:
+        return value.encode("idna").decode("ascii")
+    except UnicodeError:
+        return value

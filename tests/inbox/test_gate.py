@@ -323,3 +323,47 @@ def test_a_delivery_signed_for_another_server_cannot_be_replayed_here(client, de
         "POST", INBOX, body, content_type="application/activity+json", **meta(headers)
     )
     assert_refused(response, 401, "wrong_host")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "extra, code",
+    [
+        ({"n": 2**60}, "unsupported_json"),  # no RFC 8785 form: beyond IEEE-754 integers
+        ({"id": "https://remote.example/" + "x" * 600}, "id_too_long"),
+    ],
+    ids=["huge-integer", "long-id"],
+)
+def test_valid_json_we_cannot_store_is_a_400(client, demo, bob_remote, extra, code):
+    activity = {**follow(bob_remote), **extra}
+    assert_refused(deliver(client, INBOX, activity, bob_remote), 400, code)
+
+
+@pytest.mark.django_db
+def test_json_nested_past_the_canonicaliser_is_a_400(client, demo, bob_remote):
+    deep = b'{"type":"Create","actor":"%s","o":' % bob_remote.ap_id.encode()
+    deep += b"[" * 300 + b"]" * 300 + b"}"
+    response = deliver(client, INBOX, deep, bob_remote)
+    assert response.status_code == 400
+    assert stored_counts() == (0, 0)
+
+
+@pytest.mark.django_db
+def test_a_trailing_dot_does_not_escape_a_domain_block(client, demo):
+    DomainBlock.objects.create(domain="Blocked.Example.")
+    assert DomainBlock.objects.get().domain == "blocked.example"
+    private_pem, public_pem = keypair()
+    from .helpers import Sender
+
+    sender = Sender(
+        "https://blocked.example./u/x", "https://blocked.example./u/x#k", private_pem, public_pem
+    )
+    assert_refused(deliver(client, INBOX, follow(sender), sender), 403, "domain_blocked")
+
+
+@pytest.mark.django_db
+def test_a_deleted_local_actor_is_not_served_from_the_cache(client, demo, bob_remote):
+    assert deliver(client, INBOX, follow(bob_remote), bob_remote).status_code == 202
+    demo.delete()
+    response = deliver(client, INBOX, follow(bob_remote, n=2), bob_remote)
+    assert response.status_code == 404
