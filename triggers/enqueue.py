@@ -6,9 +6,12 @@ one ``on_commit`` callback, so a rolled-back append never triggers anything and 
 to many recipients is one task, not one per entry.
 
 After the commit, with no broker (embedded mode, Celery eager) the entries are applied in
-process at once. With a broker, the ids go to this process's ``Courier``: a background
-thread that publishes them as ``apply_triggers`` tasks, as many ids per task as piled up
-while it was publishing the last one. A request thus pays for appending to an in-memory
+process at once, and (there being no celery beat) the sweeper runs in process too, at most
+once per ``SWEEP_AFTER_SECONDS``.
+
+With a broker, the ids go to this process's ``Courier``: a background thread that
+publishes them as ``apply_triggers`` tasks, as many ids per task as piled up while it was
+publishing the last one. A request thus pays for appending to an in-memory
 queue (about a microsecond), not for a broker round trip: measured here, one ``.delay()``
 per request nearly halved a minimal inbox. If the broker is down, or the process dies
 before the courier sent its batch, the entries stay unapplied and the sweeper re-enqueues
@@ -22,6 +25,7 @@ import logging
 import os
 import queue
 import threading
+import time
 
 from django.db import connections, transaction
 
@@ -92,6 +96,33 @@ def run_in_process(entry_ids: list[int]) -> None:
         logger.exception(
             "applying triggers to entries %s failed; the sweeper will retry", entry_ids
         )
+    sweep_in_process()
+
+
+_swept_at = float("-inf")
+_sweep_lock = threading.Lock()
+
+
+def sweep_in_process() -> None:
+    """Embedded mode has no celery beat: sweep here, at most once per SWEEP_AFTER_SECONDS.
+
+    Without it an entry whose in-process run failed would never be applied (invariant 4).
+    The clock is checked first, so all but one call a minute cost a subtraction.
+    """
+    global _swept_at
+    if time.monotonic() - _swept_at < fedsx_settings.SWEEP_AFTER_SECONDS:
+        return
+    if not _sweep_lock.acquire(blocking=False):
+        return  # another thread is sweeping (or this is the sweep's own run_in_process)
+    try:
+        _swept_at = time.monotonic()
+        from .sweeper import sweep
+
+        sweep()
+    except Exception:
+        logger.exception("sweeping unapplied inbox entries in process failed")
+    finally:
+        _sweep_lock.release()
 
 
 def publish(entry_ids: list[int]) -> bool:

@@ -291,3 +291,37 @@ def test_one_entry_that_raises_does_not_hold_back_its_batch(demo, settings, capl
     assert set(applied.values_list("pk", flat=True)) == {before.pk, after.pk}
     assert set(Firing.objects.values_list("inbox_entry_id", flat=True)) == {before.pk, after.pk}
     assert f"inbox entry {broken.pk} failed" in caplog.text
+
+
+@pytest.mark.django_db
+def test_embedded_mode_sweeps_in_process_at_most_once_per_interval(demo, settings, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from triggers import enqueue
+
+    settings.FEDSX = {"BASE_URL": "http://testserver", "SWEEP_AFTER_SECONDS": 60}
+    add_trigger()
+
+    def left_behind() -> InboxEntry:
+        """An entry whose in-process run failed two minutes ago."""
+        entry = append(demo, follow())
+        old = timezone.now() - timedelta(minutes=2)
+        InboxEntry.objects.filter(pk=entry.pk).update(created_at=old, triggers_applied_at=None)
+        return entry
+
+    def applied(entry: InboxEntry) -> bool:
+        entry.refresh_from_db()
+        return entry.triggers_applied_at is not None
+
+    monkeypatch.setattr(enqueue, "_swept_at", float("-inf"))
+    missed = left_behind()
+    enqueue.run_in_process([append(demo, follow()).pk])
+    assert applied(missed)
+    missed = left_behind()
+    enqueue.run_in_process([append(demo, follow()).pk])
+    assert not applied(missed)  # swept less than SWEEP_AFTER_SECONDS ago
+    monkeypatch.setattr(enqueue, "_swept_at", enqueue._swept_at - 61)
+    enqueue.run_in_process([append(demo, follow()).pk])
+    assert applied(missed)
