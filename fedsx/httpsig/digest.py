@@ -21,11 +21,13 @@ MAX_DIGEST_FIELD = 4096
 
 
 @refuse_unexpected
-def verify_digest(request: HttpRequest) -> None:
+def verify_digest(request: HttpRequest, signed_fields: set[str] | None = None) -> None:
     """Check every SHA-256/SHA-512 entry of ``Digest`` and ``Content-Digest`` against the body.
 
     A body with no such entry at all raises ``digest_missing``; an empty body without one is
-    fine. A wrong or unreadable entry raises ``digest_mismatch``.
+    fine. A wrong or unreadable entry raises ``digest_mismatch``. With ``signed_fields`` (the
+    lower-case digest fields the signature covers), a body also needs a SHA-2 entry in one
+    of them: a signed ``Digest: MD5=…`` beside an unsigned ``Content-Digest`` binds nothing.
     """
     claims = _claims(request)
     if not claims:
@@ -37,6 +39,9 @@ def verify_digest(request: HttpRequest) -> None:
             raise SignatureError(
                 "digest_mismatch", f"the {field} {algorithm} value does not match the body"
             )
+    signed = signed_fields is None or any(field.lower() in signed_fields for field, _, _ in claims)
+    if request.body and not signed:
+        raise SignatureError("digest_missing", "the signed digest has no SHA-256/512 value")
 
 
 def digest_header(body: bytes) -> str:

@@ -57,5 +57,6 @@ def verify_request(
     parsed.check_coverage(request)
     parsed.check_freshness(request, Window(now, max_skew, max_age))
     if requires_digest(request) or parsed.covers("digest") or parsed.covers("content-digest"):
-        verify_digest(request)
+        signed = {name for name in ("digest", "content-digest") if parsed.covers(name)}
+        verify_digest(request, signed_fields=signed)
     parsed.check_signature(request, public_key, scheme=scheme)

@@ -93,3 +93,24 @@ def test_body_without_usable_digest(headers):
 def test_empty_body_needs_no_digest():
     verify_digest(request({}, b""))
     assert code({"Digest": f"SHA-256={SHA256}"}, b"") == "digest_mismatch"
+
+
+def test_a_signed_md5_digest_beside_an_unsigned_content_digest_binds_nothing():
+    """Only SHA-2 entries are checked, so the SHA-2 one must be in a signed field."""
+    from fedsx.httpsig import HttpRequest, SignatureError, content_digest_header, verify_digest
+
+    body = b'{"swapped": true}'
+    request = HttpRequest.build(
+        "POST",
+        "/inbox",
+        [
+            ("Digest", "MD5=XUFAKrxLKna5cZ2REBfFkg=="),
+            ("Content-Digest", content_digest_header(body)),
+        ],
+        body,
+    )
+    verify_digest(request)  # every SHA-2 entry present matches
+    with pytest.raises(SignatureError) as refused:
+        verify_digest(request, signed_fields={"digest"})
+    assert refused.value.code == "digest_missing"
+    verify_digest(request, signed_fields={"content-digest"})
