@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -37,11 +38,11 @@ class TriggerAdmin(admin.ModelAdmin):
         url = reverse("admin:triggers_firing_changelist") + f"?trigger__id__exact={obj.pk}"
         return format_html('<a href="{}">{} firings</a>', url, obj.firings.count())
 
-    @admin.action(description="Disable the selected triggers")
+    @admin.action(description="Disable the selected triggers", permissions=["change"])
     def disable(self, request, queryset):
         self._switch(queryset, False)
 
-    @admin.action(description="Enable the selected triggers")
+    @admin.action(description="Enable the selected triggers", permissions=["change"])
     def enable(self, request, queryset):
         self._switch(queryset, True)
 
@@ -55,6 +56,8 @@ class TriggerAdmin(admin.ModelAdmin):
 
     def test_view(self, request, pk: int):
         trigger = get_object_or_404(Trigger, pk=pk)
+        if not self.has_view_permission(request, trigger):  # admin_view only checks is_staff
+            raise PermissionDenied
         form = TestActivityForm(request.POST or None)
         verdict = None
         if request.method == "POST" and form.is_valid():

@@ -138,6 +138,18 @@ def test_actions_need_the_change_permission(client, instances):
     assert store.status(pk).status == "suspended"
 
 
+@pytest.mark.parametrize(
+    "action, which, status", [("cancel", "waiting", "suspended"), ("retry", "crashed", "crashed")]
+)
+def test_cancel_and_retry_need_the_change_permission(client, instances, action, which, status):
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_flowinstance"))
+    client.force_login(viewer)
+    pk = instances[which]
+    assert client.post(change_url(pk), {"_flow_action": action}).status_code == 403
+    assert store.status(pk).status == status
+
+
 def test_instances_cannot_be_added_or_edited_by_hand(admin_client, instances):
     assert admin_client.get(reverse("admin:flows_flowinstance_add")).status_code == 403
     pk = instances["waiting"]

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from triggers.models import Firing, Trigger
@@ -92,3 +92,43 @@ def test_firings_list_filters_and_links(staff, demo):
     assert [f.trigger for f in by_trigger.result_list] == [trigger]
     firing = Firing.objects.first()
     assert staff.get(reverse("admin:triggers_firing_change", args=[firing.pk])).status_code == 200
+
+
+def staff_with(client, *codenames: str) -> User:
+    user = User.objects.create_user("clerk", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return user
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action, enabled", [("disable", True), ("enable", False)])
+def test_switching_triggers_needs_the_change_permission(client, demo, action, enabled):
+    trigger = add_trigger(enabled=enabled)
+    staff_with(client, "view_trigger")
+    changelist = reverse("admin:triggers_trigger_changelist")
+    offered = client.get(changelist).context["action_form"]  # None: no action at all
+    assert offered is None or action not in dict(offered.fields["action"].choices)
+    client.post(changelist, {"action": action, "_selected_action": [trigger.pk]})
+    assert Trigger.objects.get().enabled is enabled
+
+
+@pytest.mark.django_db
+def test_switching_triggers_with_the_change_permission(client, demo):
+    trigger = add_trigger()
+    staff_with(client, "view_trigger", "change_trigger")
+    changelist = reverse("admin:triggers_trigger_changelist")
+    client.post(changelist, {"action": "disable", "_selected_action": [trigger.pk]})
+    assert Trigger.objects.get().enabled is False
+
+
+@pytest.mark.django_db
+def test_testing_a_trigger_needs_the_view_permission(client, demo):
+    trigger = add_trigger()
+    url = reverse("admin:triggers_trigger_test", args=[trigger.pk])
+    staff_with(client)
+    assert client.get(url).status_code == 403
+    payload = {"activity": json.dumps(follow()), "recipient": demo.pk}
+    assert client.post(url, payload).status_code == 403
+    User.objects.get().user_permissions.add(Permission.objects.get(codename="view_trigger"))
+    assert client.get(url).status_code == 200
