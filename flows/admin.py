@@ -18,7 +18,7 @@ from django.utils.html import format_html
 
 from . import store
 from .forms import ResumeForm
-from .models import FlowDefinition, FlowInstance
+from .models import FlowDefinition, FlowInstance, is_instance_id
 from .registry import registration
 
 Status = FlowInstance.Status
@@ -145,7 +145,7 @@ class FlowInstanceAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
-        if term.isdigit() and int(term) < 2**63:
+        if is_instance_id(term):
             found |= queryset.filter(pk=int(term))
         return found, may_have_duplicates
 

@@ -8,8 +8,18 @@ and never rewrites an earlier row.
 
 from __future__ import annotations
 
+import re
+
 from django.db import models
 from django.utils import timezone
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def is_instance_id(text: str) -> bool:
+    """Could ``text`` be an instance's primary key? ASCII digits only (``str.isdigit``
+    accepts "²", which ``int`` refuses) and within a bigint."""
+    return _DIGITS.fullmatch(text) is not None and int(text) < 2**63
 
 
 class FlowDefinition(models.Model):

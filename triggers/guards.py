@@ -33,6 +33,11 @@ Evaluator = Callable[[Any], Any]
 
 _INTERPRETER = jp_visitor.TreeInterpreter()
 _FUNCTIONS = jp_functions.Functions()
+# Limits on what an operator may save: a guard is a condition, not a program, and a deeply
+# nested one would exhaust Python's recursion limit when parsed, compiled or evaluated.
+MAX_GUARD_LENGTH = 4000
+MAX_GUARD_DEPTH = 100
+_TOO_DEEP = f"a guard nests at most {MAX_GUARD_DEPTH} levels deep"
 _ORDERING = {"lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge}
 
 
@@ -108,14 +113,32 @@ def compile_guard(source: str) -> Guard:
     source = (source or "").strip()
     if not source:
         return ALWAYS
+    if len(source) > MAX_GUARD_LENGTH:
+        raise GuardSyntaxError(f"a guard is at most {MAX_GUARD_LENGTH} characters")
     try:
         tree = jmespath.compile(source).parsed
     except jp_errors.JMESPathError as exc:
         raise GuardSyntaxError(f"invalid guard {source!r}: {_one_line(exc)}") from None
+    except RecursionError:  # JMESPath's parser recurses once per nesting level
+        raise GuardSyntaxError(_TOO_DEEP) from None
+    if _depth(tree) > MAX_GUARD_DEPTH:  # compiling and evaluating recurse the same way
+        raise GuardSyntaxError(_TOO_DEEP)
     _check_functions(tree)
     conditions = required_conditions(tree)
     exact = tree["type"] in ("comparator", "function_expression") and bool(conditions)
     return Guard(source, _compile(tree), conditions, exact)
+
+
+def _depth(tree: dict) -> int:
+    """How deeply the parsed expression nests (iteratively: the tree may be deep)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend(
+            (child, depth + 1) for child in node.get("children", ()) if isinstance(child, dict)
+        )
+    return deepest
 
 
 def _check_functions(node: dict) -> None:

@@ -56,6 +56,7 @@ def test_instance_list_filters_and_search(admin_client, instances):
     assert ids(q=str(instances["done"])) == [instances["done"]]
     assert ids(q="approval") == [instances["waiting"]]  # the tag it waits on
     assert ids(q="no such thing") == []
+    assert ids(q="²") == [] and ids(q="9" * 20) == []  # digits int() refuses, too big
     instance = FlowInstance.objects.get(pk=instances["done"])
     day = instance.created_at
     by_date = ids(created_at__year=day.year, created_at__month=day.month, created_at__day=day.day)

@@ -81,7 +81,7 @@ def test_bad_input_is_a_one_line_error_and_changes_nothing():
         fails(verb, "abc", *extra, match="there is no flow instance 'abc'")
         fails(verb, "987654", *extra, match="there is no flow instance '987654'")
     fails("instances", "--status", "bogus", match="--status must be one of")
-    fails("instances", "--limit", "0", match="--limit must be at least 1")
+    fails("instances", "--limit", "0", match="--limit must be between 1 and 10000")
     assert FlowInstance.objects.get().log_length == 0
 
 
@@ -173,3 +173,17 @@ def test_register_flows_is_the_design_name_of_flows_register():
     call_command("register_flows", stdout=out)
     assert FlowDefinition.objects.filter(name="approval").exists()
     assert "approval" in out.getvalue() or "registered" in out.getvalue()
+
+
+@pytest.mark.parametrize("verb", ["status", "resume", "cancel", "retry"])
+@pytest.mark.parametrize("text", ["²", "١٢", "99999999999999999999", "-1"])
+def test_an_id_that_is_not_plain_digits_is_a_one_line_error(verb, text):
+    extra = ["--value", "true"] if verb == "resume" else []
+    fails(verb, text, *extra, match="there is no flow instance")
+
+
+@pytest.mark.parametrize("limit", ["0", "99999999999999999999", "10001"])
+def test_instances_limit_is_bounded(limit):
+    store.start("approval", {})
+    fails("instances", "--limit", limit, match="--limit must be between 1 and 10000")
+    assert len(run_json("instances", "--limit", "10000")) == 1

@@ -48,6 +48,7 @@ def test_add_a_trigger_in_the_admin(staff, demo):
         ({"guard": "object.type =="}, "invalid guard"),
         ({"guard": "nope(actor)"}, "unknown function nope()"),
         ({"actor_scope": "ghost"}, "no local actor named ghost"),
+        ({"guard": "(" * 1500 + "a" + ")" * 1500}, "nests at most"),
     ],
 )
 def test_the_admin_refuses_an_invalid_trigger(staff, demo, overrides, message):

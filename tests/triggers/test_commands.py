@@ -53,6 +53,8 @@ def test_add_then_list(demo):
         (["--guard", "nope(x)"], "unknown function"),
         (["--actor", "ghost"], "no local actor named ghost"),
         (["--flow", " "], "flow_name"),
+        (["--guard", "(" * 3000 + "a" + ")" * 3000], "at most 4000 characters"),
+        (["--guard", "(" * 1500 + "a" + ")" * 1500], "nests at most"),
     ],
 )
 def test_add_refuses_bad_input_and_stores_nothing(demo, args, message):
@@ -192,6 +194,9 @@ def test_apply_since_reruns_the_backlog_for_new_triggers(demo, capsys):
     assert run("apply", "--since", "2999-01-01") == "0 entries, 0 new firings"
     with pytest.raises(CommandError, match="is not a date"):
         run("apply", "--since", "yesterday")
+    for impossible in ("2024-02-30", "2024-01-01T25:00", "2024-13-01T00:00"):
+        with pytest.raises(CommandError, match="is not a valid date"):
+            run("apply", "--since", impossible)
 
 
 @pytest.mark.django_db

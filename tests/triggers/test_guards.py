@@ -118,6 +118,9 @@ def test_compiled_guard_agrees_with_jmespath_on_any_json(value, expression):
         ("length(a, b)", "length() takes 1"),
         ("to[?nope(@)]", "unknown function nope()"),
         ("__import__('os')", "unknown function __import__()"),
+        ("(" * 3000 + "a" + ")" * 3000, "at most 4000 characters"),
+        ("(" * 1500 + "a" + ")" * 1500, "nests at most 100 levels"),
+        (" || ".join(["a"] * 101), "nests at most 100 levels"),
     ],
 )
 def test_invalid_guards_are_refused_when_compiled(source, message):

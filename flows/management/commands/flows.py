@@ -14,10 +14,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from flows import store
 from flows.definitions import sync_definitions
-from flows.models import FlowDefinition, FlowInstance, FlowLogEntry
+from flows.models import FlowDefinition, FlowInstance, FlowLogEntry, is_instance_id
 from flows.registry import registered_flows, registration
 
 STATUSES = FlowInstance.Status.values
+MAX_LIMIT = 10_000  # more is a dump, not a listing (and past 2**63 the database refuses)
 VERBS = {
     "list": "registered flows and whether their definitions are synced",
     "register": "sync the registered flows into the database and report what changed",
@@ -102,7 +103,8 @@ class Command(BaseCommand):
             raise CommandError(f"instance {instance_id}: {outcome.detail}")
 
     def instance_id(self, text: str) -> int:
-        if not text.isdigit() or not FlowInstance.objects.filter(pk=int(text)).exists():
+        # Not str.isdigit(): it accepts "²", which int() refuses.
+        if not is_instance_id(text) or not FlowInstance.objects.filter(pk=int(text)).exists():
             self.fail("no_such_instance", f"there is no flow instance {text!r}")
         return int(text)
 
@@ -188,8 +190,8 @@ class Command(BaseCommand):
         self.emit(data, "\n".join(lines))
 
     def do_instances(self, flow: str | None, status: str | None, limit: int, **options) -> None:
-        if limit < 1:
-            self.fail("bad_limit", "--limit must be at least 1")
+        if not 1 <= limit <= MAX_LIMIT:
+            self.fail("bad_limit", f"--limit must be between 1 and {MAX_LIMIT}")
         if status is not None and status not in STATUSES:
             self.fail("bad_status", f"--status must be one of {', '.join(STATUSES)}")
         found = [_summary(i) for i in store.instances(flow=flow, status=status)[:limit]]

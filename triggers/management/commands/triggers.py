@@ -51,9 +51,14 @@ def read_structured(path: str) -> object:
 
 
 def parse_since(value: str) -> datetime:
-    moment = parse_datetime(value)
+    # parse_datetime/parse_date return None for a malformed text but raise ValueError for a
+    # well-formed impossible one (2024-02-30, 25:00).
+    try:
+        moment = parse_datetime(value)
+        day = parse_date(value) if moment is None else None
+    except ValueError as exc:
+        raise CommandError(f"--since {value!r} is not a valid date: {exc}") from None
     if moment is None:
-        day = parse_date(value)
         if day is None:
             raise CommandError(f"--since {value!r} is not a date (YYYY-MM-DD[THH:MM[:SS]])")
         moment = datetime.combine(day, time.min)
