@@ -155,6 +155,9 @@ REST_FRAMEWORK = {
 # Celery: a real broker when CELERY_BROKER_URL is set, otherwise tasks run in process.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu's Redis transport, reusing its publish client (fedsx/broker.py says why).
+    CELERY_BROKER_TRANSPORT = "fedsx.broker:Transport"
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
