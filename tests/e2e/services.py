@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 ROOT = Path(__file__).resolve().parents[2]
 SENDER = "https://remote.example/users/alice"
@@ -216,23 +214,13 @@ class Sender:
     """A remote actor whose key the node already knows (its Actor row is the key cache)."""
 
     def __init__(self, ap_id: str = SENDER):
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.private_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-        public_pem = (
-            key.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode()
-        )
-        self.ap_id = ap_id
-        self.key_id = f"{ap_id}#main-key"
+        # Imported here: this module is loaded before Django is set up.
+        from fedsx.crypto import generate_rsa_keypair
         from fedsx.models import Actor
 
+        self.private_pem, public_pem = generate_rsa_keypair()
+        self.ap_id = ap_id
+        self.key_id = f"{ap_id}#main-key"
         Actor.objects.create(
             ap_id=ap_id,
             username=ap_id.rsplit("/", 1)[-1],
