@@ -214,7 +214,7 @@ class Sender:
     """A remote actor whose key the node already knows (its Actor row is the key cache)."""
 
     def __init__(self, ap_id: str = SENDER):
-        # Imported here: this module is loaded before Django is set up.
+        # Imported here: the rest of this module (processes, ports) needs no Django.
         from fedsx.crypto import generate_rsa_keypair
         from fedsx.models import Actor
 
