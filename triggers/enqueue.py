@@ -131,8 +131,14 @@ def publish(entry_ids: list[int]) -> bool:
 
     try:
         for start in range(0, len(entry_ids), MAX_IDS_PER_TASK):
+            ids = entry_ids[start : start + MAX_IDS_PER_TASK]
             apply_triggers.apply_async(
-                args=entry_ids[start : start + MAX_IDS_PER_TASK], retry=False
+                args=ids,
+                retry=False,
+                # Spare the safe repr Celery would otherwise make of every argument list,
+                # in the web process, for each message.
+                argsrepr=f"<{len(ids)} inbox entries from {ids[0]}>",
+                kwargsrepr="{}",
             )
     except Exception as exc:  # any broker trouble: the sweeper has these entries
         logger.warning(
