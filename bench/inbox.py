@@ -5,6 +5,9 @@ the same run (parse JSON, verify one RSA signature, insert one row: bench/floor.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python bench/inbox.py [--requests 3000] [--rounds 3] [--dispatch]
 
+``BENCH_ACTORS=20`` spreads the activities over 20 local recipients in turn (default: one,
+so every append waits for the previous one's lock on that actor's log).
+
 Keys are already cached (the sender's key is in the database and each worker warms its
 cache first). With --dispatch (needs CELERY_BROKER_URL) it also measures the inbox with the
 post-commit trigger dispatch switched on, against the same inbox with it off. It uses its
@@ -76,7 +79,10 @@ def prepare(port: int, count: int) -> dict[str, list[tuple[str, dict, bytes]]]:
     from fedsx.models import Actor
 
     call_command("migrate", verbosity=0)
-    local = create_local_actor("bench")
+    # BENCH_ACTORS local recipients, taken in turn (default 1: every append to one actor).
+    locals_ = [create_local_actor("bench")] + [
+        create_local_actor(f"bench{i}") for i in range(1, int(os.environ.get("BENCH_ACTORS", "1")))
+    ]
     private_pem, public_pem = generate_rsa_keypair()
     Actor.objects.create(
         ap_id=SENDER,
@@ -89,6 +95,9 @@ def prepare(port: int, count: int) -> dict[str, list[tuple[str, dict, bytes]]]:
         cursor.execute("CREATE TABLE bench_floor (id bigserial primary key, body jsonb)")
 
     def signed(path: str, n: int) -> tuple[str, dict, bytes]:
+        local = locals_[n % len(locals_)]
+        if path.startswith("/actors/"):
+            path = f"/actors/{local.username}/inbox"
         activity = {
             "@context": "https://www.w3.org/ns/activitystreams",
             "id": f"{SENDER}/statuses/{path.strip('/').replace('/', '-')}-{n}/activity",
