@@ -35,7 +35,7 @@ from .engine import (
     describe,
     drive,
 )
-from .models import FlowInstance, FlowLogEntry
+from .models import FlowInstance, FlowLogEntry, is_instance_id
 from .registry import register_flow, registered_flows, registration, resolve_flow
 from .values import NotJSON, check_json
 
@@ -111,7 +111,7 @@ def _first_line(text: str) -> str:
 
 
 def _as_id(value: Any) -> int | None:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and is_instance_id(value.strip()):
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
         return value

@@ -416,3 +416,15 @@ def test_an_instance_started_in_one_process_is_resumed_by_another(postgres):
     assert done.returncode == 0, done.stderr
     assert '"status": "done"' in done.stdout
     assert store.status(pk).value == {"approved": "from the other process"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("instance_id", ["²", "١٢", "99999999999999999999", "-1", "", None, 1.5])
+def test_odd_instance_ids_are_no_such_instance_never_an_exception(instance_id):
+    for outcome in (
+        store.status(instance_id),
+        store.resume(instance_id, True),
+        store.cancel(instance_id),
+        store.retry(instance_id),
+    ):
+        assert outcome.error == "no_such_instance"
