@@ -22,6 +22,7 @@ import orjson
 
 from . import media
 from .conf import fedsx_settings
+from .models import host_of
 
 USER_AGENT = "fedsx/0.1 (+https://github.com/fedsx/fedsx)"
 ACCEPT = f"{media.ACTIVITY_JSON}, {media.LD_JSON_AS}"
@@ -146,11 +147,11 @@ def fetch_json(url: str) -> dict[str, Any]:
     """
     timeout = fedsx_settings.FETCH_TIMEOUT_SECONDS
     deadline = time.monotonic() + timeout
-    origin = host_and_port(url)
+    origin = host_of(url)
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         for _ in range(fedsx_settings.FETCH_MAX_REDIRECTS + 1):
             target = resolve_target(url)
-            if host_and_port(url) != origin:
+            if host_of(url) != origin:
                 raise FetchError("refused_url", "a redirect to another host is not followed")
             try:
                 response = client.send(_pinned_request(client, target), stream=True)
@@ -170,14 +171,6 @@ def fetch_json(url: str) -> dict[str, Any]:
                 ) from None
             return _parse_document(body)
     raise FetchError("too_many_redirects", "too many redirects")
-
-
-def host_and_port(url: str) -> tuple[str, int | None]:
-    try:
-        parts = urlsplit(url)
-        return (parts.hostname or "").lower().rstrip("."), parts.port
-    except ValueError:
-        return "", None
 
 
 def _raise_for_status(response: httpx.Response) -> None:

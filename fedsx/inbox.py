@@ -3,8 +3,9 @@
 ``POST /actors/<name>/inbox`` and ``POST /inbox`` (shared) run the gate in this order, and
 the first failure answers a 4xx JSON error with nothing stored:
 
-    size → content type → recipient → signature present → body digest → JSON →
-    blocked domain → key (cache, database, fetch) → signature → key owner == actor → append
+    size → content type → recipient → signature present → body digest → signed Host is
+    this node → JSON (and its content id) → blocked domain → key (cache, database, fetch) →
+    signature → key owner == actor → append
 
 This is a plain Django view rather than a DRF one: it is the hot path, and it answers
 nothing but small JSON errors.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urldefrag, urlsplit
 
@@ -31,6 +31,7 @@ from . import httpsig, keys
 from .blocks import is_blocked
 from .cid import CanonicalizationError, activity_cid
 from .conf import fedsx_settings
+from .errors import FederationError, error_body
 from .kernel import append_inbox, id_of, shared_inbox_recipients
 from .models import Actor, host_of
 
@@ -40,14 +41,6 @@ MAX_ID_LENGTH = 500  # the id columns' size
 ACCEPTED_CONTENT_TYPES = {"application/activity+json", "application/ld+json", "application/json"}
 
 
-@dataclass
-class Rejection(Exception):
-    status: int
-    code: str
-    detail: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 def json_response(status: int, body: dict[str, Any], headers: dict | None = None) -> HttpResponse:
     response = HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
     for name, value in (headers or {}).items():
@@ -55,10 +48,10 @@ def json_response(status: int, body: dict[str, Any], headers: dict | None = None
     return response
 
 
-def error_response(rejection: Rejection) -> HttpResponse:
+def error_response(rejection: FederationError) -> HttpResponse:
     response = json_response(
-        rejection.status,
-        {"error": rejection.code, "detail": rejection.detail},
+        rejection.status_code,
+        error_body(rejection.code, str(rejection.detail)),
         rejection.headers,
     )
     response._has_been_logged = True  # logged once by the view, with its reason: not again
@@ -76,16 +69,16 @@ class InboxView(View):
     def post(self, request: HttpRequest, name: str | None = None) -> HttpResponse:
         try:
             return receive(request, name)
-        except Rejection as rejection:
+        except FederationError as rejection:
             logger.info(
-                "inbox refused %s %s: %s", rejection.status, rejection.code, rejection.detail
+                "inbox refused %s %s: %s", rejection.status_code, rejection.code, rejection.detail
             )
             return error_response(rejection)
         except Exception:
             # Never a traceback to a peer; a 503 makes the sender retry, so nothing is lost.
             logger.exception("inbox failed unexpectedly")
             return error_response(
-                Rejection(
+                FederationError(
                     503,
                     "internal_error",
                     "the node could not take the activity; retry later",
@@ -95,7 +88,7 @@ class InboxView(View):
 
     def http_method_not_allowed(self, request, *args, **kwargs) -> HttpResponse:
         response = error_response(
-            Rejection(405, "method_not_allowed", "an inbox only accepts POST")
+            FederationError(405, "method_not_allowed", "an inbox only accepts POST")
         )
         response["Allow"] = "POST"
         return response
@@ -121,7 +114,7 @@ def receive(request: HttpRequest, name: str | None) -> HttpResponse:
         raise key_rejection(exc) from None
     key = verify(signed, signature, key)
     if key.owner != actor_id:
-        raise Rejection(401, "owner_mismatch", "the signing key does not belong to the actor")
+        raise FederationError(401, "owner_mismatch", "the signing key does not belong to the actor")
     if recipient is not None:
         recipients = [recipient]
     else:
@@ -134,18 +127,18 @@ def read_body(request: HttpRequest) -> bytes:
     limit = fedsx_settings.MAX_BODY_BYTES
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if not declared.isdigit():
-        raise Rejection(400, "bad_content_length", "Content-Length is not a number")
+        raise FederationError(400, "bad_content_length", "Content-Length is not a number")
     if int(declared) > limit:
-        raise Rejection(413, "too_large", f"bodies are limited to {limit} bytes")
+        raise FederationError(413, "too_large", f"bodies are limited to {limit} bytes")
     body = request.read(limit + 1)
     if len(body) > limit:
-        raise Rejection(413, "too_large", f"bodies are limited to {limit} bytes")
+        raise FederationError(413, "too_large", f"bodies are limited to {limit} bytes")
     return body
 
 
 def check_content_type(request: HttpRequest) -> None:
     if request.content_type not in ACCEPTED_CONTENT_TYPES:
-        raise Rejection(
+        raise FederationError(
             415,
             "unsupported_media_type",
             "send application/activity+json, application/ld+json or application/json",
@@ -169,7 +162,7 @@ def local_recipient(name: str) -> Actor:
         return cached[0]
     actor = Actor.objects.filter(is_local=True, username=name).only("id", "ap_id").first()
     if actor is None:
-        raise Rejection(404, "not_found", f"no local actor named {name!r}")
+        raise FederationError(404, "not_found", f"no local actor named {name!r}")
     if len(_local_actors) > 10_000:
         _local_actors.clear()
     _local_actors[name] = (actor, time.monotonic())
@@ -185,7 +178,7 @@ def parse_signature(signed: httpsig.HttpRequest) -> httpsig.ParsedSignature:
     try:
         return httpsig.parse_signature(signed)
     except httpsig.SignatureError as exc:
-        raise Rejection(401, exc.code, exc.detail) from None
+        raise FederationError(401, exc.code, exc.detail) from None
 
 
 def check_digest(signed: httpsig.HttpRequest) -> None:
@@ -193,41 +186,33 @@ def check_digest(signed: httpsig.HttpRequest) -> None:
         httpsig.verify_digest(signed)
     except httpsig.SignatureError as exc:
         status = 400 if exc.code == "digest_mismatch" else 401
-        raise Rejection(status, exc.code, exc.detail) from None
+        raise FederationError(status, exc.code, exc.detail) from None
 
 
 def check_addressed_to_us(signed: httpsig.HttpRequest) -> None:
     """The signed Host (draft-cavage ``host``, RFC 9421 ``@authority``) must be this node:
     otherwise a delivery signed for another server could be replayed to us."""
-    if normalized_host(signed.headers.get("host", "")) != normalized_host(
-        urlsplit(fedsx_settings.BASE_URL).netloc, urlsplit(fedsx_settings.BASE_URL).scheme
-    ):
-        raise Rejection(401, "wrong_host", "the request is addressed to another host")
-
-
-def normalized_host(netloc: str, scheme: str = "") -> str:
-    host = netloc.strip().lower()
-    default = {"https": ":443", "http": ":80"}.get(scheme or "https")
-    if default and host.endswith(default):
-        host = host[: -len(default)]
-    return host.rstrip(".")
+    base = fedsx_settings.BASE_URL
+    scheme = urlsplit(base).scheme or "https"
+    if host_of(f"{scheme}://{signed.headers.get('host', '')}") != host_of(base):
+        raise FederationError(401, "wrong_host", "the request is addressed to another host")
 
 
 def parse_activity(body: bytes) -> dict[str, Any]:
     try:
         activity = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise Rejection(400, "malformed_json", "the body is not valid JSON") from None
+        raise FederationError(400, "malformed_json", "the body is not valid JSON") from None
     if not isinstance(activity, dict):
-        raise Rejection(400, "not_an_object", "an activity is a JSON object")
+        raise FederationError(400, "not_an_object", "an activity is a JSON object")
     if b"\\u0000" in body:  # valid JSON, but no database stores a NUL in text
-        raise Rejection(400, "unsupported_content", "strings may not contain U+0000")
+        raise FederationError(400, "unsupported_content", "strings may not contain U+0000")
     if not isinstance(activity.get("type"), str) or not activity["type"]:
-        raise Rejection(400, "missing_type", "the activity has no type")
+        raise FederationError(400, "missing_type", "the activity has no type")
     if not id_of(activity.get("actor")):
-        raise Rejection(400, "missing_actor", "the activity has no actor")
+        raise FederationError(400, "missing_actor", "the activity has no actor")
     if len(id_of(activity)) > MAX_ID_LENGTH or len(id_of(activity.get("actor"))) > MAX_ID_LENGTH:
-        raise Rejection(400, "id_too_long", f"ids are limited to {MAX_ID_LENGTH} characters")
+        raise FederationError(400, "id_too_long", f"ids are limited to {MAX_ID_LENGTH} characters")
     return activity
 
 
@@ -235,7 +220,7 @@ def content_id(activity: dict[str, Any]) -> str:
     try:
         return activity_cid(activity)
     except CanonicalizationError as exc:
-        raise Rejection(
+        raise FederationError(
             400, "unsupported_json", f"the activity has no canonical form: {exc}"
         ) from None
 
@@ -243,7 +228,7 @@ def content_id(activity: dict[str, Any]) -> str:
 def check_not_blocked(key_id: str, actor_id: str) -> None:
     for host in {host_of(key_id), host_of(actor_id)}:
         if is_blocked(host):
-            raise Rejection(403, "domain_blocked", "deliveries from this domain are refused")
+            raise FederationError(403, "domain_blocked", "deliveries from this domain are refused")
 
 
 def is_self_delete(activity: dict[str, Any], key_id: str) -> bool:
@@ -258,16 +243,16 @@ def is_self_delete(activity: dict[str, Any], key_id: str) -> bool:
     )
 
 
-def key_rejection(exc: keys.KeyUnavailable) -> Rejection:
+def key_rejection(exc: keys.KeyUnavailable) -> FederationError:
     if exc.temporary:
-        return Rejection(
+        return FederationError(
             503,
             "key_unavailable",
             f"the signing key could not be fetched: {exc.detail}",
             {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
         )
     code = exc.code if exc.code.startswith("key_") else f"key_{exc.code}"
-    return Rejection(401, code, exc.detail)
+    return FederationError(401, code, exc.detail)
 
 
 def verify(
@@ -285,16 +270,16 @@ def verify(
         return keys.store_verified(key)
     except httpsig.SignatureError as exc:
         if exc.code != "bad_signature":
-            raise Rejection(401, exc.code, exc.detail) from None
+            raise FederationError(401, exc.code, exc.detail) from None
         first_error = exc
     try:
         fresh = keys.refetch_if_stale(key)
     except keys.KeyUnavailable as exc:
         raise key_rejection(exc) from None
     if fresh is None:
-        raise Rejection(401, first_error.code, first_error.detail)
+        raise FederationError(401, first_error.code, first_error.detail)
     try:
         httpsig.verify_request(signed, signature, fresh.public_key, **options)
     except httpsig.SignatureError as exc:
-        raise Rejection(401, exc.code, exc.detail) from None
+        raise FederationError(401, exc.code, exc.detail) from None
     return keys.store_verified(fresh)

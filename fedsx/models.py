@@ -24,15 +24,24 @@ def validate_username(value: str) -> None:
         )
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def host_of(url: str) -> str:
-    """The host (with a non-default port) of a URL, lower-cased, without a trailing dot
-    (``example.`` is ``example``); '' for a non-URL."""
+    """The host of a URL as fedsx compares hosts: lower-case, without a trailing dot
+    (``example.`` is ``example``) or the scheme's default port, with any other port;
+    '' for a non-URL."""
     try:
-        netloc = (urlsplit(url).netloc or "").lower().rsplit("@", 1)[-1]
+        parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return ""
-    host, colon, port = netloc.rpartition(":") if netloc.count(":") == 1 else (netloc, "", "")
-    return f"{host.rstrip('.')}{colon}{port}" if colon else netloc.rstrip(".")
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    if port is None or port == DEFAULT_PORTS.get(parts.scheme):
+        return host
+    return f"{host}:{port}"
 
 
 def local_actor_id(username: str) -> str:

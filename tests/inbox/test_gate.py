@@ -367,3 +367,23 @@ def test_a_deleted_local_actor_is_not_served_from_the_cache(client, demo, bob_re
     demo.delete()
     response = deliver(client, INBOX, follow(bob_remote, n=2), bob_remote)
     assert response.status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_host_with_the_default_port_is_this_node(client, demo, bob_remote):
+    from fedsx import httpsig
+
+    body = json.dumps(follow(bob_remote)).encode()
+    headers = {"Content-Type": "application/activity+json"}
+    headers |= httpsig.sign_cavage(
+        "POST",
+        "http://TestServer:80/actors/demo/inbox",
+        headers,
+        body,
+        bob_remote.key_id,
+        bob_remote.private_pem,
+    )
+    response = client.generic(
+        "POST", INBOX, body, content_type="application/activity+json", **meta(headers)
+    )
+    assert response.status_code == 202, response.content
