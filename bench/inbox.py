@@ -21,10 +21,9 @@ import http.client
 import json
 import multiprocessing
 import os
-import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,12 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 BENCH_DB = "fedsx_bench"
 SENDER = "https://remote.example/users/bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bench_database_url() -> str:
@@ -172,43 +165,22 @@ def run_load(port: int, requests: list, processes: int = 2, threads: int = 6) ->
     }
 
 
-def serve(port: int, env: dict[str, str]) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/gunicorn"),
-            "fedsx.server.wsgi",
-            "-w",
-            "2",
-            "--threads",
-            os.environ.get("BENCH_WEB_THREADS", "1"),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    sys.exit("gunicorn did not start")
-
-
 def measure(name: str, port: int, env: dict, requests: list, warmup: int) -> dict:
-    server = serve(port, env)
+    from tests.e2e.services import Node
+
+    node = Node(
+        {**os.environ, **env},
+        Path(tempfile.mkdtemp(prefix=f"bench-inbox-{name}-")),
+        port,
+        workers=2,
+        threads=int(os.environ.get("BENCH_WEB_THREADS", "1")),
+    )
+    node.start()
     try:
         run_load(port, requests[:warmup])  # warms connections and the key caches
         return run_load(port, requests[warmup:])
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        node.stop()
 
 
 def main() -> None:
@@ -221,6 +193,8 @@ def main() -> None:
         help="also measure with the post-commit trigger dispatch on",
     )
     args = parser.parse_args()
+    from tests.e2e.services import free_port
+
     port = free_port()
     url = bench_database_url()
     recreate_database(url)
