@@ -191,6 +191,47 @@ WITH new_activity AS (
 SELECT a.id, a.created, e.id, e.actor_id, e.seq FROM activity a LEFT JOIN entries e ON true
 """
 
+# The same for one recipient, the per-actor inbox's case, which is nearly every delivery.
+# One row needs no lock order, and with a scalar recipient instead of an array Postgres
+# settles on a generic plan after a few executions: the array form is planned afresh every
+# time, which cost more than running it (0.94 against 0.45 ms a statement, measured).
+APPEND_ONE_SQL = """
+WITH new_activity AS (
+    INSERT INTO fedsx_activity (ap_id, activity_cid, type, actor, object_id, payload, received_at)
+    VALUES (%(ap_id)s, %(cid)s, %(type)s, %(actor)s, %(object_id)s, %(payload)s::jsonb, %(now)s)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), activity AS (
+    SELECT id, true AS created FROM new_activity
+    UNION ALL
+    (SELECT id, false FROM fedsx_activity WHERE {lookup})
+    LIMIT 1
+), seq AS (
+    UPDATE fedsx_actor SET inbox_seq = inbox_seq + 1
+    WHERE id = %(recipient)s AND EXISTS (
+        SELECT 1 FROM activity a WHERE a.created OR NOT EXISTS (
+            SELECT 1 FROM fedsx_inboxentry e
+            WHERE e.actor_id = %(recipient)s AND e.activity_id = a.id))
+    RETURNING id, inbox_seq
+), entries AS (
+    INSERT INTO fedsx_inboxentry (actor_id, activity_id, seq, created_at)
+    SELECT seq.id, a.id, seq.inbox_seq, %(now)s FROM seq CROSS JOIN activity a
+    RETURNING id, actor_id, seq
+)
+SELECT a.id, a.created, e.id, e.actor_id, e.seq FROM activity a LEFT JOIN entries e ON true
+"""
+
+
+# Django turns psycopg's statement preparation off (prepare_threshold=None, for connection
+# poolers), and psycopg then ignores ``prepare=True`` too. A threshold no query reaches
+# turns explicit preparation back on without making psycopg prepare anything else.
+ONLY_EXPLICIT_PREPARE = 2**31 - 1
+
+
+def _allow_explicit_prepare(raw: psycopg.Connection) -> None:
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = ONLY_EXPLICIT_PREPARE
+
 
 def _try_one_statement(record: Activity, recipients: list[Actor]) -> AppendResult | None:
     """The one-statement append, or None when the ORM path must decide (a concurrent
@@ -207,11 +248,16 @@ def _append_in_one_statement(record: Activity, recipients: list[Actor]) -> Appen
     lookup = "ap_id = %(ap_id)s AND actor = %(actor)s" if record.ap_id else "activity_cid = %(cid)s"
     connection.ensure_connection()
     # A server-side prepared statement on the raw connection: planning this statement
-    # cost more than running it. Django's own cursors bind client-side and never prepare.
-    # Django's error wrapper still applies: a broken connection is marked and replaced.
+    # cost more than running it. Django's error wrapper still applies: a broken connection
+    # is marked and replaced.
+    _allow_explicit_prepare(connection.connection)
+    if len(recipients) == 1:
+        sql, targets = APPEND_ONE_SQL, {"recipient": recipients[0].pk}
+    else:
+        sql, targets = APPEND_SQL, {"recipients": [actor.pk for actor in recipients]}
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
-            APPEND_SQL.format(lookup=lookup),
+            sql.format(lookup=lookup),
             prepare=True,
             params={
                 "ap_id": record.ap_id,
@@ -221,7 +267,7 @@ def _append_in_one_statement(record: Activity, recipients: list[Actor]) -> Appen
                 "object_id": record.object_id,
                 "payload": orjson.dumps(record.payload).decode(),
                 "now": record.received_at,
-                "recipients": [actor.pk for actor in recipients],
+                **targets,
             },
         )
         rows = cursor.fetchall()

@@ -50,3 +50,29 @@ def test_concurrent_repeat_deliveries_append_once_and_all_get_202(path):
     assert statuses == [202] * 8, [json.dumps(s) for s in statuses]
     assert Activity.objects.count() == 1
     assert InboxEntry.objects.filter(actor=demo).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_per_actor_append_runs_as_a_prepared_statement():
+    # Django disables psycopg's preparation, which silently ignores prepare=True: the
+    # append was then planned afresh on every delivery, doubling its cost.
+    demo = create_local_actor("demo")
+    sender = remote_sender("https://remote.example/users/bob")
+    for n in range(2):
+        activity = {
+            "id": f"https://remote.example/create/{n}",
+            "type": "Create",
+            "actor": sender.ap_id,
+            "to": [demo.ap_id],
+            "object": {"id": f"https://remote.example/n/{n}", "type": "Note"},
+        }
+        assert deliver(Client(), "/actors/demo/inbox", activity, sender).status_code == 202
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans + custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE %s",
+            ["%INSERT INTO fedsx_inboxentry%"],
+        )
+        executions = [row[0] for row in cursor.fetchall()]
+    assert executions == [2]
+    assert InboxEntry.objects.filter(actor=demo).count() == 2
