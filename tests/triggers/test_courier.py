@@ -1,0 +1,40 @@
+"""The courier: committed entry ids leave the web process in few, timely tasks."""
+
+import threading
+import time
+
+from triggers import enqueue
+
+
+def recording_publish(monkeypatch) -> tuple[list[list[int]], threading.Semaphore]:
+    batches: list[list[int]] = []
+    published = threading.Semaphore(0)
+
+    def publish(ids: list[int]) -> bool:
+        batches.append(list(ids))
+        published.release()
+        return True
+
+    monkeypatch.setattr(enqueue, "publish", publish)
+    return batches, published
+
+
+def test_an_entry_after_a_quiet_spell_is_published_at_once(monkeypatch):
+    batches, published = recording_publish(monkeypatch)
+    courier = enqueue.Courier(interval=60.0)  # a second publish would wait a minute
+    started = time.monotonic()
+    courier.put([1])
+    assert published.acquire(timeout=5)
+    assert time.monotonic() - started < 5
+    assert batches == [[1]]
+
+
+def test_entries_arriving_within_the_interval_share_one_task(monkeypatch):
+    batches, published = recording_publish(monkeypatch)
+    courier = enqueue.Courier(interval=0.5)
+    courier.put([1])
+    assert published.acquire(timeout=5)
+    for n in range(2, 12):  # well within half a second of the first publish
+        courier.put([n])
+    assert published.acquire(timeout=5)
+    assert batches == [[1], list(range(2, 12))]
