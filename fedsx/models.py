@@ -167,7 +167,10 @@ class InboxEntry(LogEntry):
     actor = models.ForeignKey(
         Actor, on_delete=models.CASCADE, related_name="inbox_entries", db_index=False
     )
-    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="inbox_entries")
+    # No index of its own either: the unique (activity, actor) index leads with it.
+    activity = models.ForeignKey(
+        Activity, on_delete=models.CASCADE, related_name="inbox_entries", db_index=False
+    )
     # Set when the triggers pipeline has run for this entry; the sweeper looks for NULLs.
     triggers_applied_at = models.DateTimeField(null=True, blank=True)
 
@@ -176,7 +179,7 @@ class InboxEntry(LogEntry):
         constraints = [
             models.UniqueConstraint(fields=["actor", "seq"], name="unique_inbox_actor_seq"),
             models.UniqueConstraint(
-                fields=["actor", "activity"], name="unique_inbox_actor_activity"
+                fields=["activity", "actor"], name="unique_inbox_activity_actor"
             ),
         ]
         indexes = [
