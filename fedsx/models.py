@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urlsplit
 
@@ -27,6 +28,8 @@ def validate_username(value: str) -> None:
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+# Pure, and asked four times a delivery about the same few senders and this node's own URL.
+@functools.lru_cache(maxsize=4096)
 def host_of(url: str) -> str:
     """The host of a URL as fedsx compares hosts: lower-case, without a trailing dot
     (``example.`` is ``example``) or the scheme's default port, with any other port;

@@ -6,6 +6,9 @@ from . import views
 from .inbox import InboxView
 
 urlpatterns = [
+    # The inbox first: nearly every request a node gets is a delivery.
+    path("inbox", InboxView.as_view(), name="shared-inbox"),
+    path("actors/<str:name>/inbox", InboxView.as_view(), name="inbox"),
     path(".well-known/webfinger", views.WebFingerView.as_view(), name="webfinger"),
     path(".well-known/nodeinfo", views.NodeInfoDiscoveryView.as_view(), name="nodeinfo-discovery"),
     path("nodeinfo/2.1", views.NodeInfoView.as_view(), name="nodeinfo"),
@@ -21,9 +24,4 @@ urlpatterns = [
         views.FollowCollectionView.as_view(direction="following"),
         name="following",
     ),
-]
-
-urlpatterns += [
-    path("inbox", InboxView.as_view(), name="shared-inbox"),
-    path("actors/<str:name>/inbox", InboxView.as_view(), name="inbox"),
 ]
