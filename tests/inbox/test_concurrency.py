@@ -53,12 +53,14 @@ def test_concurrent_repeat_deliveries_append_once_and_all_get_202(path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_per_actor_append_runs_as_a_prepared_statement():
-    # Django disables psycopg's preparation, which silently ignores prepare=True: the
-    # append was then planned afresh on every delivery, doubling its cost.
+def test_the_append_runs_as_a_prepared_statement_with_a_generic_plan():
+    # Django disables psycopg's preparation, which silently ignores prepare=True; and with
+    # the recipients as an array Postgres re-planned on every execution anyway. Either way
+    # the append was planned afresh for each delivery, which doubled its cost.
     demo = create_local_actor("demo")
     sender = remote_sender("https://remote.example/users/bob")
-    for n in range(2):
+    deliveries = 7  # Postgres tries five custom plans before it settles on the generic one
+    for n in range(deliveries):
         activity = {
             "id": f"https://remote.example/create/{n}",
             "type": "Create",
@@ -69,10 +71,13 @@ def test_the_per_actor_append_runs_as_a_prepared_statement():
         assert deliver(Client(), "/actors/demo/inbox", activity, sender).status_code == 202
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT generic_plans + custom_plans FROM pg_prepared_statements"
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
             " WHERE statement LIKE %s",
             ["%INSERT INTO fedsx_inboxentry%"],
         )
-        executions = [row[0] for row in cursor.fetchall()]
-    assert executions == [2]
-    assert InboxEntry.objects.filter(actor=demo).count() == 2
+        plans = cursor.fetchall()
+    assert len(plans) == 1
+    generic, custom = plans[0]
+    assert generic + custom == deliveries
+    assert generic >= 1
+    assert InboxEntry.objects.filter(actor=demo).count() == deliveries
