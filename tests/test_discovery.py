@@ -194,3 +194,19 @@ def test_followers_and_following_count_accepted_follows(client, demo):
     assert following["totalItems"] == 1
     response, _ = get_json(client, "/actors/nobody/followers")
     assert response.status_code == 404
+
+
+@pytest.mark.django_db
+class TestHomePage:
+    def test_lists_local_actors_and_not_remote_ones(self, client, demo):
+        Actor.objects.create(ap_id="https://remote.example/users/zed", username="zed")
+        response = client.get("/")
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert 'href="http://testserver/actors/demo"' in page
+        assert "zed" not in page
+        assert 'href="/admin/"' in page
+
+    def test_without_actors_says_how_to_make_one(self, client):
+        page = client.get("/").content.decode()
+        assert "create_actor NAME" in page

@@ -95,7 +95,7 @@ class FiringAdmin(admin.ModelAdmin):
         "trigger",
         "actor",
         "activity_link",
-        "outcome",
+        "outcome_when_fired",
         "instance_link",
         "created_at",
     )
@@ -122,6 +122,11 @@ class FiringAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    # The flow may have moved on since (a suspended approval resumed): its link shows now.
+    @admin.display(description="outcome when fired", ordering="outcome")
+    def outcome_when_fired(self, obj: Firing) -> str:
+        return obj.get_outcome_display()
 
     @admin.display(description="activity")
     def activity_link(self, obj: Firing) -> str:
