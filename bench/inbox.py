@@ -6,7 +6,8 @@ the same run (parse JSON, verify one RSA signature, insert one row: bench/floor.
         .venv/bin/python bench/inbox.py [--requests 3000] [--rounds 3] [--dispatch]
 
 ``BENCH_ACTORS=20`` spreads the activities over 20 local recipients in turn (default: one,
-so every append waits for the previous one's lock on that actor's log).
+so every append waits for the previous one's lock on that actor's log). ``BENCH_INBOX=shared``
+posts to the shared inbox, where most servers deliver, instead of the actor's own.
 
 Keys are already cached (the sender's key is in the database and each worker warms its
 cache first). With --dispatch (needs CELERY_BROKER_URL) it also measures the inbox with the
@@ -117,8 +118,15 @@ def prepare(port: int, count: int) -> dict[str, list[tuple[str, dict, bytes]]]:
 
     return {
         name: [signed(path, n) for n in range(count)]
-        for name, path in (("floor", "/floor/inbox"), ("fedsx", "/actors/bench/inbox"))
+        for name, path in (("floor", "/floor/inbox"), ("fedsx", fedsx_inbox_path()))
     }
+
+
+def fedsx_inbox_path() -> str:
+    kind = os.environ.get("BENCH_INBOX", "actor")
+    if kind not in ("actor", "shared"):
+        sys.exit("BENCH_INBOX is 'actor' (the default) or 'shared'")
+    return "/inbox" if kind == "shared" else "/actors/bench/inbox"
 
 
 def post(port: int, request: tuple[str, dict, bytes]) -> tuple[int, float]:

@@ -31,7 +31,7 @@ from .blocks import is_blocked
 from .cid import CanonicalizationError, activity_cid
 from .conf import fedsx_settings
 from .errors import FederationError, error_body
-from .kernel import append_inbox, id_of, shared_inbox_recipients
+from .kernel import append_inbox, id_of
 from .models import Actor, host_of
 
 logger = logging.getLogger("fedsx.inbox")
@@ -118,10 +118,8 @@ def receive(request: HttpRequest, name: str | None) -> HttpResponse:
     key = verify(signed, signature, key)
     if key.owner != actor_id:
         raise FederationError(401, "owner_mismatch", "the signing key does not belong to the actor")
-    if recipient is not None:
-        recipients = [recipient]
-    else:
-        recipients = shared_inbox_recipients(activity, Actor.objects.filter(ap_id=actor_id).first())
+    # None: the shared inbox's recipients, which the append finds from the addressing.
+    recipients = [recipient] if recipient is not None else None
     append_inbox(activity, recipients, cid=cid)
     return accepted()
 

@@ -53,7 +53,8 @@ def test_concurrent_repeat_deliveries_append_once_and_all_get_202(path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_append_runs_as_a_prepared_statement_with_a_generic_plan():
+@pytest.mark.parametrize("path", ["/actors/demo/inbox", "/inbox"])
+def test_the_append_runs_as_a_prepared_statement_with_a_generic_plan(path):
     # Django disables psycopg's preparation, which silently ignores prepare=True; and with
     # the recipients as an array Postgres re-planned on every execution anyway. Either way
     # the append was planned afresh for each delivery, which doubled its cost.
@@ -68,7 +69,7 @@ def test_the_append_runs_as_a_prepared_statement_with_a_generic_plan():
             "to": [demo.ap_id],
             "object": {"id": f"https://remote.example/n/{n}", "type": "Note"},
         }
-        assert deliver(Client(), "/actors/demo/inbox", activity, sender).status_code == 202
+        assert deliver(Client(), path, activity, sender).status_code == 202
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements"

@@ -137,6 +137,38 @@ class TestSharedInbox:
         deliver(client, "/actors/alice/inbox", note, bob_remote)
         assert InboxEntry.objects.count() == 1
 
+    def test_the_sender_declared_followers_collection_counts_and_no_actor_twice(
+        self, client, demo, alice, bob_remote
+    ):
+        from fedsx.models import Actor
+
+        bob = Actor.objects.get(ap_id=bob_remote.ap_id)
+        bob.followers_url = f"{bob.ap_id}/fans"
+        bob.save()
+        Follow.objects.create(follower=alice, following=bob, state="accepted")
+        Follow.objects.create(follower=demo, following=bob, state="accepted")
+
+        def note(n: int, to: list[str]) -> dict:
+            return {
+                "id": f"https://remote.example/create/fans-{n}",
+                "type": "Create",
+                "actor": bob_remote.ap_id,
+                "to": to,
+                "object": {"id": f"https://remote.example/note/fans-{n}", "type": "Note"},
+            }
+
+        # demo is addressed and a follower: one entry; alice as a follower
+        response = deliver(client, "/inbox", note(1, [demo.ap_id, bob.followers_url]), bob_remote)
+        assert response.status_code == 202
+        assert sorted(InboxEntry.objects.values_list("actor__username", flat=True)) == [
+            "alice",
+            "demo",
+        ]
+        # the conventional /followers is not bob's collection: it reaches no follower
+        response = deliver(client, "/inbox", note(2, [f"{bob.ap_id}/followers"]), bob_remote)
+        assert response.status_code == 202
+        assert InboxEntry.objects.count() == 2
+
 
 @pytest.mark.django_db
 class TestRefused:
