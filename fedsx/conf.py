@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "FETCH_MAX_REDIRECTS": 3,
     # A key that failed verification is refetched at most once per this many seconds.
     "KEY_REFETCH_INTERVAL_SECONDS": 300,
+    # After a temporary key-fetch failure (timeout, refused, 5xx), the host is not fetched
+    # from again for this long; its deliveries get 503 and Retry-After meanwhile.
+    "FETCH_BACKOFF_SECONDS": 30,
     # Seconds a temporarily failing sender is told to wait (Retry-After on 503).
     "RETRY_AFTER_SECONDS": 60,
     # Hosts (host or host:port) that may be fetched although they resolve to internal addresses.

@@ -109,6 +109,10 @@ def receive(request: HttpRequest, name: str | None) -> HttpResponse:
     cid = content_id(activity)
     actor_id = id_of(activity.get("actor"))
     check_not_blocked(signature.key_id, actor_id)
+    if is_unknown_actor_deleting_itself(activity, signature.key_id):
+        # Nothing of it here to drop: answered without a fetch, as deleted accounts' Deletes
+        # come in floods and their keys are gone anyway. Nothing is stored.
+        return accepted("unknown actor deleted")
     try:
         key = keys.key_for(signature.key_id)
     except keys.KeyUnavailable as exc:
@@ -241,6 +245,14 @@ def is_self_delete(activity: dict[str, Any], key_id: str) -> bool:
         and bool(actor_id)
         and id_of(activity.get("object")) == actor_id
         and (key_url == actor_id or key_url.startswith(actor_id + "/"))
+    )
+
+
+def is_unknown_actor_deleting_itself(activity: dict[str, Any], key_id: str) -> bool:
+    return (
+        is_self_delete(activity, key_id)
+        and keys.known_key(key_id) is None
+        and not Actor.objects.filter(ap_id=id_of(activity.get("actor"))).exists()
     )
 
 

@@ -68,18 +68,14 @@ def forget(key_id: str | None = None) -> None:
         if key_id is None:
             _cache.clear()
             _unconfirmed.clear()
+            _failing_hosts.clear()
         else:
             _cache.pop(key_id, None)
             _unconfirmed.pop(key_id, None)
 
 
-def key_for(key_id: str) -> VerificationKey:
-    """The key named by a signature's keyId; raises KeyUnavailable.
-
-    A key that had to be fetched comes back *unconfirmed*: the caller verifies the request
-    with it and only then calls ``store_verified``, so a request with a bad signature can
-    never make us store (or cache) whatever a keyId pointed at.
-    """
+def known_key(key_id: str) -> VerificationKey | None:
+    """The key from this process's cache or the database, or None: never fetches."""
     cached = _cache.get(key_id)
     if cached and time.monotonic() - cached[1] < CACHE_SECONDS:
         return cached[0]
@@ -89,17 +85,52 @@ def key_for(key_id: str) -> VerificationKey:
         .only("ap_id", "key_id", "public_key_pem", "key_fetched_at", "is_local")
         .first()
     )
-    if actor is not None:
-        return _remember(_from_actor(actor))
+    return _remember(_from_actor(actor)) if actor is not None else None
+
+
+def key_for(key_id: str) -> VerificationKey:
+    """The key named by a signature's keyId; raises KeyUnavailable.
+
+    A key that had to be fetched comes back *unconfirmed*: the caller verifies the request
+    with it and only then calls ``store_verified``, so a request with a bad signature can
+    never make us store (or cache) whatever a keyId pointed at.
+    """
+    key = known_key(key_id)
+    if key is not None:
+        return key
     unconfirmed = _unconfirmed.get(key_id)
     if unconfirmed and time.monotonic() - unconfirmed[1] < UNCONFIRMED_SECONDS:
         return unconfirmed[0]  # fetched moments ago for a request that did not verify
-    key = fetch_key(key_id)
+    key = _fetch_unless_failing(key_id)
     with _lock:
         if len(_unconfirmed) >= CACHE_MAX_ENTRIES:
             _unconfirmed.clear()
         _unconfirmed[key_id] = (key, time.monotonic())
     return key
+
+
+# Hosts whose last key fetch failed for a temporary reason, until when they are not asked
+# again: a slow or dead server costs one fetch (up to FETCH_TIMEOUT_SECONDS of a web worker)
+# per FETCH_BACKOFF_SECONDS, not one per request naming it. Its senders get a 503 and retry.
+_failing_hosts: dict[str, float] = {}
+
+
+def _fetch_unless_failing(key_id: str) -> VerificationKey:
+    host = host_of(key_id)
+    until = _failing_hosts.get(host)
+    if until is not None and time.monotonic() < until:
+        raise KeyUnavailable(
+            "unreachable", f"{host} failed moments ago; not asked again yet", temporary=True
+        )
+    try:
+        return fetch_key(key_id)
+    except KeyUnavailable as exc:
+        if exc.temporary:
+            with _lock:
+                if len(_failing_hosts) >= CACHE_MAX_ENTRIES:
+                    _failing_hosts.clear()
+                _failing_hosts[host] = time.monotonic() + fedsx_settings.FETCH_BACKOFF_SECONDS
+        raise
 
 
 def refetch_if_stale(key: VerificationKey) -> VerificationKey | None:

@@ -1,6 +1,7 @@
 """Key look-up through the real view: fetched over loopback HTTP, cached, rotated, refused."""
 
 import json
+import time
 
 import pytest
 
@@ -145,6 +146,23 @@ class TestFetch:
         assert_refused(response, 503, "key_unavailable")
         assert int(response["Retry-After"]) > 0
 
+    def test_a_failing_host_is_not_asked_again_before_the_backoff_is_over(
+        self, client, demo, keyserver, settings
+    ):
+        settings.FEDSX = {**settings.FEDSX, "FETCH_BACKOFF_SECONDS": 0.5}
+        keyserver.serve("/users/bob", {"error": "busy"}, status=502)
+        keyserver.serve("/users/carol", {"error": "busy"}, status=502)
+        bob, carol = sender_at(keyserver.origin, "bob"), sender_at(keyserver.origin, "carol")
+        assert_refused(deliver(client, INBOX, follow(bob), bob), 503, "key_unavailable")
+        # another key on the same host: refused at once, without a fetch
+        assert_refused(deliver(client, INBOX, follow(carol), carol), 503, "key_unavailable")
+        assert (keyserver.hits["/users/bob"], keyserver.hits["/users/carol"]) == (1, 0)
+        # the backoff over, the host is asked again, and has recovered
+        keyserver.serve("/users/carol", actor_document(keyserver.origin, "carol", carol.public_pem))
+        time.sleep(0.6)
+        assert deliver(client, INBOX, follow(carol), carol).status_code == 202
+        assert keyserver.hits["/users/carol"] == 1
+
     def test_unreachable_key_server_answers_503(self, client, demo, keyserver, settings):
         closed = "127.0.0.1:9"
         settings.FEDSX = {**settings.FEDSX, "FETCH_ALLOWLIST": closed}
@@ -171,6 +189,19 @@ class TestFetch:
         assert response.status_code == 202
         assert stored_counts() == (0, 0)
         assert not Actor.objects.filter(ap_id=sender.ap_id).exists()
+        # an actor we never knew: answered without asking its server (the Delete flood)
+        assert keyserver.hits["/users/bob"] == 0
+
+    def test_delete_of_a_known_actor_whose_key_is_gone_is_202_after_one_fetch(
+        self, client, demo, keyserver
+    ):
+        sender = sender_at(keyserver.origin, "bob")
+        Actor.objects.create(ap_id=sender.ap_id, username="bob", domain="127.0.0.1")
+        keyserver.serve("/users/bob", {}, status=410)
+        delete = {"type": "Delete", "actor": sender.ap_id, "object": sender.ap_id}
+        assert deliver(client, INBOX, delete, sender).status_code == 202
+        assert keyserver.hits["/users/bob"] == 1
+        assert stored_counts() == (0, 0)
 
     def test_delete_of_another_actor_with_a_gone_key_is_401(self, client, demo, keyserver):
         sender = sender_at(keyserver.origin, "bob")
