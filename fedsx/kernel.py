@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.db.models.signals import post_save
 from django.utils import timezone
@@ -98,8 +98,7 @@ def append_inbox(
     with transaction.atomic():
         result = None
         if on_postgres:
-            with transaction.atomic():  # a savepoint: a lost race must not break the rest
-                result = _try_one_statement(record, recipients)
+            result = _try_one_statement(record, recipients)
         if result is None:
             if recipients is None:
                 recipients = shared_inbox_recipients(activity)
@@ -175,10 +174,17 @@ def _append_entry(actor: Actor, activity: Activity) -> InboxEntry | None:
 
 
 # The whole append as one Postgres statement: insert the activity unless it is known, pick
-# the recipients that lack an entry, lock them in id order, take the next sequence numbers
-# and insert the entries. Every part sees the statement's snapshot, so an activity committed
-# by a concurrent delivery after it began is seen by none: the statement then returns no
-# row and the caller takes the ORM path, whose fresh queries see it.
+# the recipients that lack an entry, take their next sequence numbers and insert the
+# entries. The sequence UPDATE's row lock serialises appends to one actor, so its sequence
+# has no gaps. That lock (FOR NO KEY UPDATE) lets foreign-key checks of rows referencing
+# the actor (FOR KEY SHARE: firings, entries) through; an explicit FOR UPDATE in id order,
+# tried before, did not, and deadlocked with the triggers' transactions. Without it two
+# fan-outs to overlapping recipients may lock them in different orders: the rare deadlock
+# between them is retried (``_try_one_statement``).
+#
+# Every part sees the statement's snapshot, so an activity committed by a concurrent
+# delivery after it began is seen by none: the statement then returns no row and the
+# caller takes the ORM path, whose fresh queries see it.
 #
 # The recipients come as a JSON array, not a bigint[]: unnest() of an array made Postgres
 # plan the statement afresh on every execution (its estimate from a known array made each
@@ -200,10 +206,8 @@ WITH new_activity AS (
     SELECT r.actor_id FROM ({recipients}) AS r, activity a
     WHERE a.created OR NOT EXISTS (
         SELECT 1 FROM fedsx_inboxentry e WHERE e.actor_id = r.actor_id AND e.activity_id = a.id)
-), locked AS (
-    SELECT id FROM fedsx_actor WHERE id IN (SELECT actor_id FROM missing) ORDER BY id FOR UPDATE
 ), seq AS (
-    UPDATE fedsx_actor SET inbox_seq = inbox_seq + 1 WHERE id IN (SELECT id FROM locked)
+    UPDATE fedsx_actor SET inbox_seq = inbox_seq + 1 WHERE id IN (SELECT actor_id FROM missing)
     RETURNING id, inbox_seq
 ), entries AS (
     INSERT INTO fedsx_inboxentry (actor_id, activity_id, seq, created_at)
@@ -236,23 +240,53 @@ WHERE sender.ap_id = %(actor)s
 
 # Django turns psycopg's statement preparation off (prepare_threshold=None, for connection
 # poolers), and psycopg then ignores ``prepare=True`` too. A threshold no query reaches
-# turns explicit preparation back on without making psycopg prepare anything else.
+# turns explicit preparation back on without making psycopg prepare anything else, unless
+# the host's DATABASES OPTIONS set prepare_threshold to None itself (behind PgBouncer in
+# transaction mode): then nothing is prepared.
 ONLY_EXPLICIT_PREPARE = 2**31 - 1
 
 
 def _allow_explicit_prepare(raw: psycopg.Connection) -> None:
-    if raw.prepare_threshold is None:
+    options = connection.settings_dict.get("OPTIONS", {})
+    if raw.prepare_threshold is None and "prepare_threshold" not in options:
         raw.prepare_threshold = ONLY_EXPLICIT_PREPARE
+
+
+# Failures of the statement that a second attempt gets past: a deadlock victim, and a
+# prepared statement whose cached plan a schema change invalidated ("cached plan must not
+# change result type"; psycopg would otherwise keep reusing it until the connection closes).
+RETRIED_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.FeatureNotSupported)
+ATTEMPTS = 3
 
 
 def _try_one_statement(record: Activity, recipients: list[Actor] | None) -> AppendResult | None:
     """The one-statement append, or None when the ORM path must decide (a concurrent
     delivery of the same activity won a race this statement's snapshot could not see)."""
-    try:
-        return _append_in_one_statement(record, recipients)
-    except IntegrityError:
-        record.pk = None
-        return None
+    attempt = 1
+    while True:
+        try:
+            if not connection.in_atomic_block:
+                return _append_in_one_statement(record, recipients)
+            # In a transaction, a savepoint: the failed statement must be rolled back to it,
+            # or the whole transaction is aborted and the ORM path cannot go on.
+            with transaction.atomic():
+                return _append_in_one_statement(record, recipients)
+        except IntegrityError:
+            record.pk = None
+            return None
+        except DatabaseError as exc:
+            if attempt == ATTEMPTS or not isinstance(exc.__cause__, RETRIED_ERRORS):
+                raise
+            attempt += 1
+            record.pk = None
+            if isinstance(exc.__cause__, psycopg.errors.FeatureNotSupported):
+                _deallocate_prepared()
+
+
+def _deallocate_prepared() -> None:
+    # psycopg forgets its own prepared statements when it sees DEALLOCATE ALL go through.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute("DEALLOCATE ALL")
 
 
 def _append_in_one_statement(

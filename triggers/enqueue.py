@@ -174,9 +174,10 @@ class Courier:
 
     def _run(self) -> None:
         while True:
-            ids = list(self.queue.get())
-            # Entries arriving during the rest of the interval join this task.
+            # Wait out the interval first, with nothing in hand: entries arriving meanwhile
+            # stay queued (where an exiting process's flush finds them) and join one task.
             time.sleep(max(0.0, self.published_at + self.interval - time.monotonic()))
+            ids = list(self.queue.get())
             ids.extend(self._drain(MAX_IDS_PER_TASK - len(ids)))
             self.published_at = time.monotonic()
             publish(ids)

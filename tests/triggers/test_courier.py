@@ -38,3 +38,14 @@ def test_entries_arriving_within_the_interval_share_one_task(monkeypatch):
         courier.put([n])
     assert published.acquire(timeout=5)
     assert batches == [[1], list(range(2, 12))]
+
+
+def test_entries_waiting_for_the_interval_are_published_by_the_exit_flush(monkeypatch):
+    batches, published = recording_publish(monkeypatch)
+    courier = enqueue.Courier(interval=60.0)
+    courier.put([1])
+    assert published.acquire(timeout=5)
+    courier.put([2])
+    time.sleep(0.05)  # the courier is waiting out its interval: [2] must not be in its hands
+    courier.flush()  # what atexit runs
+    assert batches == [[1], [2]]
