@@ -81,7 +81,9 @@ ROOT_URLCONF = "fedsx.server.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # The top-level templates/ is found as fedsx/templates (a link), the way a host
+        # project finds it in an installed package.
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
