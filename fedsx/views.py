@@ -11,12 +11,26 @@ from . import __version__, media
 from .collections import ordered_collection
 from .conf import fedsx_settings
 from .documents import actor_document, webfinger_document
-from .errors import bad_request, not_found
+from .errors import bad_request, exception_handler, not_found
 from .models import Actor, Follow, OutboxEntry, host_of
 from .negotiation import FixedContentNegotiation
 from .renderers import ActivityJSONRenderer, JRDRenderer, LDJSONRenderer, NodeInfoRenderer
 
 AP_RENDERERS = [ActivityJSONRenderer, LDJSONRenderer, JSONRenderer]
+
+
+class FederationView(APIView):
+    """A public federation endpoint, the same whatever the host project's REST_FRAMEWORK
+    defaults say: no authentication or permission classes (a host requiring login for its
+    own API must not shut out other servers) and errors in the ``{"error", "detail"}`` shape.
+    """
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    renderer_classes = AP_RENDERERS
+
+    def get_exception_handler(self):
+        return exception_handler
 
 
 def local_actor_or_404(name: str) -> Actor:
@@ -26,7 +40,7 @@ def local_actor_or_404(name: str) -> Actor:
     return actor
 
 
-class ActorView(APIView):
+class ActorView(FederationView):
     """The actor document; a browser asking for HTML gets the profile page."""
 
     renderer_classes = [*AP_RENDERERS, TemplateHTMLRenderer]
@@ -50,9 +64,7 @@ def _page_args(request: Request) -> tuple[bool, int | None]:
         raise bad_request("bad_cursor", "before must be an integer") from None
 
 
-class OutboxView(APIView):
-    renderer_classes = AP_RENDERERS
-
+class OutboxView(FederationView):
     def get(self, request: Request, name: str) -> Response:
         actor = local_actor_or_404(name)
         page, before = _page_args(request)
@@ -69,10 +81,9 @@ class OutboxView(APIView):
         )
 
 
-class FollowCollectionView(APIView):
+class FollowCollectionView(FederationView):
     """``followers`` or ``following``: accepted follows, as actor ids."""
 
-    renderer_classes = AP_RENDERERS
     direction = "followers"
 
     def get(self, request: Request, name: str) -> Response:
@@ -96,7 +107,7 @@ class FollowCollectionView(APIView):
         )
 
 
-class WebFingerView(APIView):
+class WebFingerView(FederationView):
     content_negotiation_class = FixedContentNegotiation
     renderer_classes = [JRDRenderer, JSONRenderer]
 
@@ -123,7 +134,7 @@ class WebFingerView(APIView):
         return {"username": name}
 
 
-class NodeInfoDiscoveryView(APIView):
+class NodeInfoDiscoveryView(FederationView):
     content_negotiation_class = FixedContentNegotiation
     renderer_classes = [JSONRenderer]
 
@@ -140,7 +151,7 @@ class NodeInfoDiscoveryView(APIView):
         )
 
 
-class NodeInfoView(APIView):
+class NodeInfoView(FederationView):
     content_negotiation_class = FixedContentNegotiation
     renderer_classes = [NodeInfoRenderer, JSONRenderer]
 

@@ -85,12 +85,20 @@ def after_commit(entry_id: int, using: str = "default") -> None:
 
 def dispatch(entry_ids: list[int]) -> None:
     """Apply these committed entries now (no broker) or via the courier (broker)."""
-    from .tasks import apply_triggers
-
-    if apply_triggers.app.conf.task_always_eager:
+    if runs_in_process():
         run_in_process(entry_ids)
     else:
         courier().put(entry_ids)
+
+
+def runs_in_process() -> bool:
+    """No broker to hand entries to: Celery runs tasks eagerly (the embedded node), or the
+    host project configured no broker at all, where Celery would silently publish to
+    amqp://localhost and no worker would ever apply the entries."""
+    from .tasks import apply_triggers
+
+    conf = apply_triggers.app.conf
+    return bool(conf.task_always_eager) or not conf.broker_url
 
 
 def run_in_process(entry_ids: list[int]) -> None:

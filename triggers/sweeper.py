@@ -16,7 +16,7 @@ from django.utils import timezone
 from fedsx.conf import fedsx_settings
 from fedsx.models import InboxEntry
 
-from .enqueue import MAX_IDS_PER_TASK, publish, run_in_process
+from .enqueue import MAX_IDS_PER_TASK, publish, run_in_process, runs_in_process
 
 
 def pending_entries(older_than_seconds: float | None = None):
@@ -29,12 +29,10 @@ def pending_entries(older_than_seconds: float | None = None):
 
 def sweep(older_than_seconds: float | None = None) -> tuple[int, bool]:
     """Re-enqueue pending entries; returns (how many, whether the broker took them all)."""
-    from .tasks import apply_triggers
-
     ids = list(pending_entries(older_than_seconds).order_by("pk").values_list("pk", flat=True))
     if not ids:
         return 0, True
-    if apply_triggers.app.conf.task_always_eager:
+    if runs_in_process():
         for start in range(0, len(ids), MAX_IDS_PER_TASK):
             run_in_process(ids[start : start + MAX_IDS_PER_TASK])
         return len(ids), True

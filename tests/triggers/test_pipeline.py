@@ -325,3 +325,23 @@ def test_embedded_mode_sweeps_in_process_at_most_once_per_interval(demo, setting
     monkeypatch.setattr(enqueue, "_swept_at", enqueue._swept_at - 61)
     enqueue.run_in_process([append(demo, follow()).pk])
     assert applied(missed)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_host_without_a_broker_applies_in_process(demo, monkeypatch):
+    # A host project with no Celery configuration at all: not eager, no broker URL. Celery
+    # would publish to amqp://localhost, where no worker listens; fedsx applies in process.
+    from triggers import enqueue
+    from triggers.tasks import apply_triggers
+
+    conf = apply_triggers.app.conf
+    monkeypatch.setitem(conf, "task_always_eager", False)
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.setitem(conf, "broker_url", None)
+    assert enqueue.runs_in_process()
+    add_trigger()
+    entry = append(demo, follow())
+    assert Firing.objects.filter(inbox_entry=entry).count() == 1
+    # with a broker it hands entries to the courier instead
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+    assert not enqueue.runs_in_process()
