@@ -25,8 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "FETCH_MAX_REDIRECTS": 3,
     # A key that failed verification is refetched at most once per this many seconds.
     "KEY_REFETCH_INTERVAL_SECONDS": 300,
-    # After a temporary key-fetch failure (timeout, refused, 5xx), the host is not fetched
-    # from again for this long; its deliveries get 503 and Retry-After meanwhile.
+    # After failing to resolve or connect to a server (scheme, host, port), fetches from it
+    # are not tried again for this long; its deliveries get 503 and Retry-After meanwhile.
     "FETCH_BACKOFF_SECONDS": 30,
     # Seconds a temporarily failing sender is told to wait (Retry-After on 503).
     "RETRY_AFTER_SECONDS": 60,

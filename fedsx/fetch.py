@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,48 @@ class Target:
     host: str
     port: int
     address: str
+
+
+# Where a connection could not be made lately: (scheme, host as written, port) → until when
+# it is not tried again. A dead or unresolvable server then costs one attempt (up to
+# FETCH_TIMEOUT_SECONDS of a web worker) per FETCH_BACKOFF_SECONDS, not one per request
+# naming it. Only connection failures count, and only for exactly where the connection went:
+# an HTTP error or a slow answer concerns the path a sender chose, and a sender must not be
+# able to make us stop fetching from a host that answers everyone else.
+_unreachable: dict[tuple[str, str, int], float] = {}
+_unreachable_lock = threading.Lock()
+UNREACHABLE_MAX_ENTRIES = 10_000
+
+
+def _connect_key(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    return parts.scheme, parts.hostname or "", port
+
+
+def _refuse_if_recently_unreachable(key: tuple[str, str, int] | None) -> None:
+    until = _unreachable.get(key) if key else None
+    if until is not None and time.monotonic() < until:
+        raise FetchError(
+            "unreachable", f"{key[1]} could not be reached moments ago", temporary=True
+        )
+
+
+def _mark_unreachable(key: tuple[str, str, int] | None) -> None:
+    if key is None:
+        return
+    with _unreachable_lock:
+        if len(_unreachable) >= UNREACHABLE_MAX_ENTRIES:
+            _unreachable.clear()
+        _unreachable[key] = time.monotonic() + fedsx_settings.FETCH_BACKOFF_SECONDS
+
+
+def forget_unreachable() -> None:
+    with _unreachable_lock:
+        _unreachable.clear()
 
 
 def allowlist() -> set[str]:
@@ -150,9 +193,16 @@ def fetch_json(url: str) -> dict[str, Any]:
     origin = host_of(url)
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         for _ in range(fedsx_settings.FETCH_MAX_REDIRECTS + 1):
-            target = resolve_target(url)
             if host_of(url) != origin:
                 raise FetchError("refused_url", "a redirect to another host is not followed")
+            where = _connect_key(url)
+            _refuse_if_recently_unreachable(where)
+            try:
+                target = resolve_target(url)
+            except FetchError as exc:
+                if exc.code == "unresolvable":
+                    _mark_unreachable(where)
+                raise
             try:
                 response = client.send(_pinned_request(client, target), stream=True)
                 try:
@@ -163,6 +213,11 @@ def fetch_json(url: str) -> dict[str, Any]:
                     body = _read_capped(response, fedsx_settings.FETCH_MAX_BYTES, deadline)
                 finally:
                     response.close()
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                _mark_unreachable(where)
+                raise FetchError(
+                    "unreachable", f"{target.host}: {type(exc).__name__}", temporary=True
+                ) from None
             except httpx.TimeoutException:
                 raise FetchError("timeout", f"{target.host} timed out", temporary=True) from None
             except httpx.HTTPError as exc:

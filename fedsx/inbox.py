@@ -251,7 +251,7 @@ def is_self_delete(activity: dict[str, Any], key_id: str) -> bool:
 def is_unknown_actor_deleting_itself(activity: dict[str, Any], key_id: str) -> bool:
     return (
         is_self_delete(activity, key_id)
-        and keys.known_key(key_id) is None
+        and not keys.has_key(key_id)
         and not Actor.objects.filter(ap_id=id_of(activity.get("actor"))).exists()
     )
 

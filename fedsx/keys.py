@@ -68,7 +68,6 @@ def forget(key_id: str | None = None) -> None:
         if key_id is None:
             _cache.clear()
             _unconfirmed.clear()
-            _failing_hosts.clear()
         else:
             _cache.pop(key_id, None)
             _unconfirmed.pop(key_id, None)
@@ -88,6 +87,14 @@ def known_key(key_id: str) -> VerificationKey | None:
     return _remember(_from_actor(actor)) if actor is not None else None
 
 
+def has_key(key_id: str) -> bool:
+    """Whether the node holds this key (cache or database), without loading it."""
+    cached = _cache.get(key_id)
+    if cached and time.monotonic() - cached[1] < CACHE_SECONDS:
+        return True
+    return Actor.objects.filter(key_id=key_id).exclude(public_key_pem="").exists()
+
+
 def key_for(key_id: str) -> VerificationKey:
     """The key named by a signature's keyId; raises KeyUnavailable.
 
@@ -101,36 +108,12 @@ def key_for(key_id: str) -> VerificationKey:
     unconfirmed = _unconfirmed.get(key_id)
     if unconfirmed and time.monotonic() - unconfirmed[1] < UNCONFIRMED_SECONDS:
         return unconfirmed[0]  # fetched moments ago for a request that did not verify
-    key = _fetch_unless_failing(key_id)
+    key = fetch_key(key_id)
     with _lock:
         if len(_unconfirmed) >= CACHE_MAX_ENTRIES:
             _unconfirmed.clear()
         _unconfirmed[key_id] = (key, time.monotonic())
     return key
-
-
-# Hosts whose last key fetch failed for a temporary reason, until when they are not asked
-# again: a slow or dead server costs one fetch (up to FETCH_TIMEOUT_SECONDS of a web worker)
-# per FETCH_BACKOFF_SECONDS, not one per request naming it. Its senders get a 503 and retry.
-_failing_hosts: dict[str, float] = {}
-
-
-def _fetch_unless_failing(key_id: str) -> VerificationKey:
-    host = host_of(key_id)
-    until = _failing_hosts.get(host)
-    if until is not None and time.monotonic() < until:
-        raise KeyUnavailable(
-            "unreachable", f"{host} failed moments ago; not asked again yet", temporary=True
-        )
-    try:
-        return fetch_key(key_id)
-    except KeyUnavailable as exc:
-        if exc.temporary:
-            with _lock:
-                if len(_failing_hosts) >= CACHE_MAX_ENTRIES:
-                    _failing_hosts.clear()
-                _failing_hosts[host] = time.monotonic() + fedsx_settings.FETCH_BACKOFF_SECONDS
-        raise
 
 
 def refetch_if_stale(key: VerificationKey) -> VerificationKey | None:

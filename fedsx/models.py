@@ -28,12 +28,21 @@ def validate_username(value: str) -> None:
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-# Pure, and asked four times a delivery about the same few senders and this node's own URL.
-@functools.lru_cache(maxsize=4096)
 def host_of(url: str) -> str:
     """The host of a URL as fedsx compares hosts: lower-case, without a trailing dot
     (``example.`` is ``example``) or the scheme's default port, with any other port;
     '' for a non-URL."""
+    if isinstance(url, str) and len(url) <= HOST_OF_CACHED_LENGTH:
+        return _cached_host_of(url)
+    return _host_of(url)
+
+
+# Asked four times a delivery about the same few senders and this node's own URL; only
+# short strings are kept, as senders choose these (a keyId may be kilobytes long).
+HOST_OF_CACHED_LENGTH = 512
+
+
+def _host_of(url: str) -> str:
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -45,6 +54,9 @@ def host_of(url: str) -> str:
     if port is None or port == DEFAULT_PORTS.get(parts.scheme):
         return host
     return f"{host}:{port}"
+
+
+_cached_host_of = functools.lru_cache(maxsize=4096)(_host_of)
 
 
 def local_actor_id(username: str) -> str:

@@ -21,12 +21,16 @@ AP_RENDERERS = [ActivityJSONRenderer, LDJSONRenderer, JSONRenderer]
 
 class FederationView(APIView):
     """A public federation endpoint, the same whatever the host project's REST_FRAMEWORK
-    defaults say: no authentication or permission classes (a host requiring login for its
-    own API must not shut out other servers) and errors in the ``{"error", "detail"}`` shape.
+    defaults say: no authentication, permission or throttle classes (a host requiring login
+    for its own API must not shut out other servers) and errors in the ``{"error",
+    "detail"}`` shape.
     """
 
     authentication_classes: list = []
     permission_classes: list = []
+    # Rate limits on federation belong in front of the node (proxy), where they can tell
+    # servers apart; a host's anonymous-user throttle would starve whole instances.
+    throttle_classes: list = []
     renderer_classes = AP_RENDERERS
 
     def get_exception_handler(self):

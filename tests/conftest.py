@@ -1,7 +1,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from fedsx import blocks, inbox, keys
+from fedsx import blocks, fetch, inbox, keys
 from fedsx.actors import create_local_actor
 from triggers.registry import forget_index
 
@@ -11,11 +11,13 @@ def _fresh_process_caches():
     """Each test starts with empty per-process key and block-list caches: the database is
     rolled back between tests, the caches would not be."""
     keys.forget()
+    fetch.forget_unreachable()
     blocks._invalidate()
     inbox._local_actors.clear()
     forget_index()
     yield
     keys.forget()
+    fetch.forget_unreachable()
     blocks._invalidate()
     inbox._local_actors.clear()
 

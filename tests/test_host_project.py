@@ -52,7 +52,7 @@ def test_every_federation_endpoint_is_public_whatever_the_host_defaults():
     api_views = [view for view in views if hasattr(view, "permission_classes")]
     assert len(api_views) >= 6
     for view in api_views:
-        for name in ("authentication_classes", "permission_classes"):
+        for name in ("authentication_classes", "permission_classes", "throttle_classes"):
             declared_by = next(cls for cls in view.__mro__ if name in vars(cls))
             assert declared_by.__module__.startswith("fedsx."), (view, name)
             assert getattr(view, name) == [], (view, name)

@@ -93,12 +93,13 @@ def dispatch(entry_ids: list[int]) -> None:
 
 def runs_in_process() -> bool:
     """No broker to hand entries to: Celery runs tasks eagerly (the embedded node), or the
-    host project configured no broker at all, where Celery would silently publish to
-    amqp://localhost and no worker would ever apply the entries."""
+    host project configured no broker URL at all, where Celery would silently publish to
+    amqp://localhost and, most likely, no worker would ever apply the entries. (A host that
+    does run its workers on that default broker names it: ``amqp://localhost``.)"""
     from .tasks import apply_triggers
 
     conf = apply_triggers.app.conf
-    return bool(conf.task_always_eager) or not conf.broker_url
+    return bool(conf.task_always_eager) or not (conf.broker_url or conf.broker_write_url)
 
 
 def run_in_process(entry_ids: list[int]) -> None:

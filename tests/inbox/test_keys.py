@@ -1,7 +1,6 @@
 """Key look-up through the real view: fetched over loopback HTTP, cached, rotated, refused."""
 
 import json
-import time
 
 import pytest
 
@@ -146,22 +145,35 @@ class TestFetch:
         assert_refused(response, 503, "key_unavailable")
         assert int(response["Retry-After"]) > 0
 
-    def test_a_failing_host_is_not_asked_again_before_the_backoff_is_over(
-        self, client, demo, keyserver, settings
+    def test_a_server_that_could_not_be_reached_is_not_tried_again_at_once(
+        self, client, demo, settings
     ):
-        settings.FEDSX = {**settings.FEDSX, "FETCH_BACKOFF_SECONDS": 0.5}
-        keyserver.serve("/users/bob", {"error": "busy"}, status=502)
-        keyserver.serve("/users/carol", {"error": "busy"}, status=502)
-        bob, carol = sender_at(keyserver.origin, "bob"), sender_at(keyserver.origin, "carol")
-        assert_refused(deliver(client, INBOX, follow(bob), bob), 503, "key_unavailable")
-        # another key on the same host: refused at once, without a fetch
-        assert_refused(deliver(client, INBOX, follow(carol), carol), 503, "key_unavailable")
-        assert (keyserver.hits["/users/bob"], keyserver.hits["/users/carol"]) == (1, 0)
-        # the backoff over, the host is asked again, and has recovered
-        keyserver.serve("/users/carol", actor_document(keyserver.origin, "carol", carol.public_pem))
-        time.sleep(0.6)
-        assert deliver(client, INBOX, follow(carol), carol).status_code == 202
-        assert keyserver.hits["/users/carol"] == 1
+        closed = "127.0.0.1:9"  # nothing listens there
+        settings.FEDSX = {**settings.FEDSX, "FETCH_ALLOWLIST": closed}
+        bob, carol = sender_at(f"http://{closed}", "bob"), sender_at(f"http://{closed}", "carol")
+        first = deliver(client, INBOX, follow(bob), bob)
+        assert_refused(first, 503, "key_unavailable")
+        assert "ConnectError" in json.loads(first.content)["detail"]
+        # another key at the same place: refused without a connection attempt
+        second = deliver(client, INBOX, follow(carol), carol)
+        assert_refused(second, 503, "key_unavailable")
+        assert "moments ago" in json.loads(second.content)["detail"]
+
+    def test_a_sender_cannot_make_us_stop_fetching_from_a_healthy_host(
+        self, client, demo, keyserver
+    ):
+        # A keyId on the victim host whose path answers 5xx, or over the wrong scheme: it
+        # concerns that path or that scheme only, and bob's own key is fetched as usual.
+        keyserver.serve("/broken", {"error": "busy"}, status=502)
+        mallory = sender_at(keyserver.origin, "mallory")
+        broken = Sender(mallory.ap_id, f"{keyserver.origin}/broken", mallory.private_pem, "")
+        assert_refused(deliver(client, INBOX, follow(broken), broken), 503, "key_unavailable")
+        https = keyserver.origin.replace("http://", "https://")
+        wrong_scheme = Sender(mallory.ap_id, f"{https}/x", mallory.private_pem, "")
+        assert deliver(client, INBOX, follow(wrong_scheme), wrong_scheme).status_code == 503
+        bob = sender_at(keyserver.origin, "bob")
+        keyserver.serve("/users/bob", actor_document(keyserver.origin, "bob", bob.public_pem))
+        assert deliver(client, INBOX, follow(bob), bob).status_code == 202
 
     def test_unreachable_key_server_answers_503(self, client, demo, keyserver, settings):
         closed = "127.0.0.1:9"
@@ -191,6 +203,18 @@ class TestFetch:
         assert not Actor.objects.filter(ap_id=sender.ap_id).exists()
         # an actor we never knew: answered without asking its server (the Delete flood)
         assert keyserver.hits["/users/bob"] == 0
+
+    def test_self_delete_signed_with_a_corrupt_stored_key_is_401_not_503(self, client, demo):
+        sender = sender_at("https://remote.example", "bob")
+        Actor.objects.create(
+            ap_id=sender.ap_id,
+            username="bob",
+            domain="remote.example",
+            key_id=sender.key_id,
+            public_key_pem="-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----",
+        )
+        delete = {"type": "Delete", "actor": sender.ap_id, "object": sender.ap_id}
+        assert_refused(deliver(client, INBOX, delete, sender), 401, "key_bad_key")
 
     def test_delete_of_a_known_actor_whose_key_is_gone_is_202_after_one_fetch(
         self, client, demo, keyserver

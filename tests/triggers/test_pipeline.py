@@ -342,6 +342,9 @@ def test_a_host_without_a_broker_applies_in_process(demo, monkeypatch):
     add_trigger()
     entry = append(demo, follow())
     assert Firing.objects.filter(inbox_entry=entry).count() == 1
-    # with a broker it hands entries to the courier instead
+    # with a broker it hands entries to the courier instead, however the URL is given
+    monkeypatch.setitem(conf, "broker_write_url", "redis://127.0.0.1:6379/15")
+    assert not enqueue.runs_in_process()
+    monkeypatch.setitem(conf, "broker_write_url", None)
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
     assert not enqueue.runs_in_process()
