@@ -63,13 +63,16 @@ def record_guard_error(trigger: CompiledTrigger, entry: InboxEntry, error: str) 
 # The claim is one statement: a concurrent run holding the same key makes it wait until
 # that run commits (then it inserts nothing) or rolls back (then it inserts). No savepoint
 # is needed to survive losing the race, so the claim costs one round trip. It inserts only
-# while the trigger row exists: a trigger deleted after this process built its index
-# claims nothing (instead of failing the whole batch on the foreign key at commit).
+# while the trigger row exists, is enabled and still has the spec this process matched:
+# a trigger deleted, disabled or edited after this process built its index claims nothing
+# (deleted, it would fail the whole batch on the foreign key at commit; disabled or
+# edited, it would fire when it no longer should, or twice for one edit).
 CLAIM_SQL = """
 INSERT INTO triggers_firing
     (actor_id, activity_cid, trigger_cid, trigger_id, inbox_entry_id, outcome, detail,
      created_at)
-SELECT %s, %s, %s, id, %s, %s, %s, %s FROM triggers_trigger WHERE id = %s
+SELECT %s, %s, %s, id, %s, %s, %s, %s FROM triggers_trigger
+WHERE id = %s AND enabled AND trigger_cid = %s
 ON CONFLICT (actor_id, activity_cid, trigger_cid) DO NOTHING
 RETURNING id
 """
@@ -81,8 +84,8 @@ def claim(
     outcome: str = Firing.Outcome.STARTED,
     detail: str = "",
 ) -> Firing | None:
-    """Insert the Firing under its unique key; None if another run holds it or the trigger
-    no longer exists."""
+    """Insert the Firing under its unique key; None if another run holds it, or the trigger
+    is gone, disabled or edited since it was matched."""
     firing = Firing(
         actor_id=entry.actor_id,
         activity_cid=entry.activity.activity_cid,
@@ -105,6 +108,7 @@ def claim(
                 detail,
                 firing.created_at,
                 firing.trigger_id,
+                firing.trigger_cid,
             ],
         )
         row = cursor.fetchone()

@@ -106,28 +106,29 @@ def apply_entries(entry_ids: Iterable[int], *, again: bool = False) -> int:
     )
     if not again:
         entries = entries.filter(triggers_applied_at__isnull=True)
-    index = trigger_index()
     try:
         with transaction.atomic():
             batch = list(entries.order_by("pk"))
             for entry in batch:
-                apply_triggers(entry, index, mark=False)
+                # The index per entry, not per batch: it is rechecked at most once a second,
+                # so a long batch still sees a trigger edited or disabled meanwhile.
+                apply_triggers(entry, trigger_index(), mark=False)
             mark_applied([entry.pk for entry in batch])
         return len(batch)
     except DatabaseError:
         raise
     except Exception:
         logger.warning("the batch of inbox entries %s failed; applying them one by one", entry_ids)
-    return apply_one_by_one(entries.order_by("pk"), index)
+    return apply_one_by_one(entries.order_by("pk"))
 
 
-def apply_one_by_one(entries: Iterable[InboxEntry], index: TriggerIndex) -> int:
+def apply_one_by_one(entries: Iterable[InboxEntry]) -> int:
     """Apply each entry in its own transaction; one that raises is logged and skipped."""
     applied = 0
     for entry in entries:
         try:
             with transaction.atomic():  # a savepoint when nested: the others still commit
-                apply_triggers(entry, index)
+                apply_triggers(entry, trigger_index())
         except DatabaseError:
             raise
         except Exception:

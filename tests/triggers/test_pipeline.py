@@ -348,3 +348,26 @@ def test_a_host_without_a_broker_applies_in_process(demo, monkeypatch):
     monkeypatch.setitem(conf, "broker_write_url", None)
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
     assert not enqueue.runs_in_process()
+
+
+@pytest.mark.django_db
+def test_a_trigger_disabled_after_the_index_was_built_does_not_fire(demo):
+    trigger = add_trigger()
+    stale = trigger_index()
+    Trigger.objects.filter(pk=trigger.pk).update(enabled=False)
+    entry = append(demo, follow())
+    assert apply_triggers(entry, stale) == []
+    assert not Firing.objects.exists()
+    assert not FlowInstance.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_trigger_edited_after_the_index_was_built_does_not_fire_under_its_old_spec(demo):
+    trigger = add_trigger()
+    stale = trigger_index()
+    trigger.guard = "type == 'Follow'"
+    trigger.save()  # a new spec, a new trigger_cid
+    entry = append(demo, follow())
+    assert apply_triggers(entry, stale) == []
+    fresh = apply_triggers(entry, trigger_index())
+    assert [firing.trigger_cid for firing in fresh] == [trigger.trigger_cid]
