@@ -102,6 +102,13 @@ class FlowSignal(BaseException):
     """
 
 
+# What a flow's failure may not turn into data: the driver's own signal and the process
+# being told to stop. Everything else a flow raises, BaseExceptions such as
+# asyncio.CancelledError included, is a crash of that flow: escaping, it rolled back the
+# whole batch of entries it was started from, and the task behind it gave up on all of them.
+PROPAGATED = (FlowSignal, KeyboardInterrupt, SystemExit)
+
+
 def describe(kind: str, tag: str) -> str:
     return kind if kind == NOW else f"{kind} {tag!r}"
 
@@ -115,8 +122,14 @@ def _call(fn: Callable, *args: Any) -> Any:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = storable(str(exc)).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def storable(text: str) -> str:
+    """Text the database can hold: Postgres refuses U+0000, and a flow's error message
+    carrying one made recording its crash fail, and with it the whole batch, every retry."""
+    return text.replace("\x00", "\\x00")
 
 
 def _check_tag(tag: Any, what: str) -> str:
@@ -216,7 +229,9 @@ class Context:
             self._in_step = True
             try:
                 result = self._run_effect(fn, *args)
-            except Exception as exc:
+            except PROPAGATED:
+                raise
+            except BaseException as exc:  # CancelledError and the like are the flow's too
                 if attempt <= retries:
                     self._sleep(backoff * 2 ** (attempt - 1))
                     continue
@@ -237,7 +252,7 @@ class Context:
         if attempts > 1:
             value["attempts"] = attempts
         self._new.append(Entry(ERROR, step or "", value))
-        tb = "".join(traceback.format_exception(exc))
+        tb = storable("".join(traceback.format_exception(exc)))
         return self._stop(Crashed(error, tb))
 
     def _stop(self, result: Result) -> FlowSignal:
@@ -290,7 +305,9 @@ def drive(
         value = flow(ctx, input)
     except FlowSignal:
         pass
-    except Exception as exc:
+    except PROPAGATED:
+        raise
+    except BaseException as exc:  # CancelledError and the like crash the flow, not its caller
         if ctx._stopped is None:
             ctx._crash(exc, None)
     else:

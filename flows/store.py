@@ -168,13 +168,31 @@ def instances(
 def _in_savepoint(fn, *args):
     # A step that fails must not leave the caller's transaction aborted.
     with transaction.atomic():
-        return fn(*args)
+        result = fn(*args)
+        _check_deferred_constraints()
+        return result
+
+
+def _check_deferred_constraints() -> None:
+    """Check the rows written so far against their foreign keys now, not at commit.
+
+    Django's foreign keys on Postgres are deferred to the commit. A flow that wrote a row
+    referring to nothing then failed the commit of the whole transaction it ran in (a batch
+    of inbox entries), on every retry; checked here, inside the step's or the flow's
+    savepoint, it is that flow's crash.
+    """
+    if connection.vendor == "postgresql":
+        connection.check_constraints()
 
 
 def _drive(instance: FlowInstance, fn, log: list) -> Result:
     try:
         with transaction.atomic():
-            return drive(fn, instance.input, log, instance_id=instance.pk, run_effect=_in_savepoint)
+            result = drive(
+                fn, instance.input, log, instance_id=instance.pk, run_effect=_in_savepoint
+            )
+            _check_deferred_constraints()
+            return result
     except DatabaseError as exc:
         # The flow body ran a failing query outside any step: its writes are rolled back
         # with the savepoint, so no entry is recorded either.

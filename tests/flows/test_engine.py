@@ -245,3 +245,29 @@ def test_replay_only_drive_never_runs_a_new_step():
     assert drive(flow, {}, [], live=False) == Blocked("step", "new")
     assert drive(lambda ctx, i: ctx.now(), {}, [], live=False) == Blocked("now", "")
     assert ran == []
+
+
+def test_a_base_exception_from_a_flow_is_its_crash_but_a_stop_request_is_not():
+    import asyncio
+
+    def cancelled(ctx, input):
+        raise asyncio.CancelledError("cancelled")
+
+    def interrupted(ctx, input):
+        raise KeyboardInterrupt
+
+    result = drive(cancelled, {})
+    assert isinstance(result, Crashed)
+    assert result.error == "CancelledError: cancelled"
+    with pytest.raises(KeyboardInterrupt):
+        drive(interrupted, {})
+
+
+def test_a_crash_message_with_a_nul_is_stored_escaped():
+    def nul(ctx, input):
+        raise ValueError("before\x00after")
+
+    result = drive(nul, {})
+    assert result.error == "ValueError: before\\x00after"
+    assert "\x00" not in result.traceback
+    assert all("\x00" not in str(entry.value) for entry in result.entries)

@@ -371,3 +371,24 @@ def test_a_trigger_edited_after_the_index_was_built_does_not_fire_under_its_old_
     assert apply_triggers(entry, stale) == []
     fresh = apply_triggers(entry, trigger_index())
     assert [firing.trigger_cid for firing in fresh] == [trigger.trigger_cid]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "flow_name",
+    ["test.cancelled", "test.nul_error", "test.dangling_row"],
+)
+def test_a_flow_failing_oddly_is_its_own_crash_and_the_batch_goes_on(demo, flow_name):
+    # Each of these once escaped the flow: a BaseException, an error the database could not
+    # store, a row failing its foreign key at commit. The batch rolled back, every retry.
+    add_trigger(flow_name=flow_name, label="odd")
+    add_trigger(flow_name="test.done", label="done")
+    with transaction.atomic():
+        entries = [append(demo, follow()), append(demo, follow())]
+    # (the post-commit wiring has already applied them in process: apply again to be sure)
+    apply_entries([entry.pk for entry in entries], again=True)
+    outcomes = sorted(Firing.objects.values_list("trigger__label", "outcome"))
+    assert outcomes == [("done", "done")] * 2 + [("odd", "crashed")] * 2
+    assert not InboxEntry.objects.filter(triggers_applied_at__isnull=True).exists()
+    crashed = FlowInstance.objects.filter(flow_name=flow_name)
+    assert [instance.status for instance in crashed] == ["crashed", "crashed"]

@@ -20,3 +20,35 @@ def slow(ctx, input: dict) -> dict:
 
     time.sleep(0.05)
     return {"slow": True}
+
+
+@flow("test.cancelled")
+def cancelled(ctx, input: dict) -> dict:
+    """Raises a BaseException that is not the process being stopped."""
+    import asyncio
+
+    raise asyncio.CancelledError("cancelled inside the flow")
+
+
+@flow("test.nul_error")
+def nul_error(ctx, input: dict) -> dict:
+    raise ValueError("a message with a \x00 in it")
+
+
+@flow("test.dangling_row")
+def dangling_row(ctx, input: dict) -> dict:
+    """A step writing a row whose foreign keys refer to nothing (checked only at commit)."""
+
+    def write() -> bool:
+        from django.db import connection
+
+        nowhere = 2**40
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO fedsx_inboxentry (actor_id, activity_id, seq, created_at)"
+                " VALUES (%s, %s, 1, now())",
+                [nowhere, nowhere],
+            )
+        return True
+
+    return {"wrote": ctx.step("write", write)}
