@@ -122,22 +122,50 @@ def apply_entries(entry_ids: Iterable[int], *, again: bool = False) -> int:
     return apply_one_by_one(entries.order_by("pk"))
 
 
-def apply_one_by_one(entries: Iterable[InboxEntry]) -> int:
-    """Apply each entry in its own transaction; one that raises is logged and skipped."""
-    applied = 0
+def apply_one_by_one(
+    entries: Iterable[InboxEntry], *, isolate_database_errors: bool = False
+) -> int:
+    """Apply each entry in its own transaction; one that raises is logged and skipped.
+
+    A database error fails the whole call (the task retries it), unless
+    ``isolate_database_errors``: then it too is logged and skipped, and raised only if no
+    entry could be applied at all (the database, not an entry, is what fails).
+    """
+    applied, database_error = 0, None
     for entry in entries:
         try:
             with transaction.atomic():  # a savepoint when nested: the others still commit
                 apply_triggers(entry, trigger_index())
-        except DatabaseError:
-            raise
+        except DatabaseError as exc:
+            if not isolate_database_errors:
+                raise
+            database_error = exc
+            logger.exception(
+                "applying triggers to inbox entry %s failed in the database; the sweeper will"
+                " retry it",
+                entry.pk,
+            )
         except Exception:
             logger.exception(
                 "applying triggers to inbox entry %s failed; the sweeper will retry it", entry.pk
             )
         else:
             applied += 1
+    if database_error is not None and applied == 0:
+        raise database_error
     return applied
+
+
+def apply_entries_isolated(entry_ids: Iterable[int]) -> int:
+    """Apply each of these entries on its own, database errors included: for a batch that
+    kept failing, so that one entry the database refuses cannot hold back the others."""
+    entries = (
+        InboxEntry.objects.filter(pk__in=list(entry_ids), triggers_applied_at__isnull=True)
+        .select_related("actor", "activity")
+        .only(*ENTRY_FIELDS)
+        .order_by("pk")
+    )
+    return apply_one_by_one(entries, isolate_database_errors=True)
 
 
 def mark_applied(entry_ids: list[int]) -> None:

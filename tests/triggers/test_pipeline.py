@@ -392,3 +392,31 @@ def test_a_flow_failing_oddly_is_its_own_crash_and_the_batch_goes_on(demo, flow_
     assert not InboxEntry.objects.filter(triggers_applied_at__isnull=True).exists()
     crashed = FlowInstance.objects.filter(flow_name=flow_name)
     assert [instance.status for instance in crashed] == ["crashed", "crashed"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_the_database_keeps_refusing_is_applied_entry_by_entry(demo, settings, monkeypatch):
+    # One entry the database refuses each time must not hold back the rest of its batch:
+    # after a few retries of the whole batch the task applies its entries one by one.
+    from django.db import DataError
+
+    from triggers import pipeline, tasks
+
+    settings.FEDSX = {**settings.FEDSX, "DISPATCH_TRIGGERS": False}  # the task applies them
+    add_trigger(flow_name="test.done")
+    with transaction.atomic():
+        good, poison, also_good = (append(demo, follow()) for _ in range(3))
+    real, attempts = pipeline.apply_triggers, []
+
+    def refusing(entry, index=None, *, mark=True):
+        if entry.pk == poison.pk:
+            attempts.append(entry.pk)
+            raise DataError("the database refuses this entry")
+        return real(entry, index, mark=mark)
+
+    monkeypatch.setattr(pipeline, "apply_triggers", refusing)
+    tasks.apply_triggers.apply(args=[good.pk, poison.pk, also_good.pk])
+    assert len(attempts) == tasks.ISOLATE_AFTER_RETRIES + 1
+    applied = InboxEntry.objects.filter(triggers_applied_at__isnull=False)
+    assert sorted(applied.values_list("pk", flat=True)) == [good.pk, also_good.pk]
+    assert Firing.objects.filter(inbox_entry__in=[good, also_good]).count() == 2
