@@ -112,6 +112,7 @@ def run_in_process(entry_ids: list[int]) -> None:
         logger.exception(
             "applying triggers to entries %s failed; the sweeper will retry", entry_ids
         )
+        schedule_retry_sweep()
     sweep_in_process()
 
 
@@ -139,6 +140,41 @@ def sweep_in_process() -> None:
         logger.exception("sweeping unapplied inbox entries in process failed")
     finally:
         _sweep_lock.release()
+
+
+_retry_timer: threading.Timer | None = None
+_retry_lock = threading.Lock()
+
+
+def schedule_retry_sweep() -> None:
+    """After an in-process failure, sweep again once the failed entries are due, whether or
+    not another delivery comes to trigger the sweep (a quiet node might wait for hours)."""
+    global _retry_timer
+    with _retry_lock:
+        if _retry_timer is not None:
+            return  # one is due already; it sweeps these entries too
+        _retry_timer = threading.Timer(fedsx_settings.SWEEP_AFTER_SECONDS + 1, _sweep_when_due)
+        _retry_timer.daemon = True
+        _retry_timer.start()
+
+
+def cancel_retry_sweep() -> None:
+    global _retry_timer
+    with _retry_lock:
+        if _retry_timer is not None:
+            _retry_timer.cancel()
+        _retry_timer = None
+
+
+def _sweep_when_due() -> None:
+    global _retry_timer, _swept_at
+    with _retry_lock:
+        _retry_timer = None  # a failure during this sweep schedules the next one
+    _swept_at = float("-inf")
+    try:
+        sweep_in_process()
+    finally:
+        connections.close_all()  # this thread's own
 
 
 def publish(entry_ids: list[int]) -> bool:

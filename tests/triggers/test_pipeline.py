@@ -420,3 +420,36 @@ def test_a_batch_the_database_keeps_refusing_is_applied_entry_by_entry(demo, set
     applied = InboxEntry.objects.filter(triggers_applied_at__isnull=False)
     assert sorted(applied.values_list("pk", flat=True)) == [good.pk, also_good.pk]
     assert Firing.objects.filter(inbox_entry__in=[good, also_good]).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_embedded_mode_retries_a_failed_entry_without_waiting_for_another(
+    demo, settings, monkeypatch
+):
+    import time
+
+    from triggers import enqueue, pipeline
+
+    settings.FEDSX = {**settings.FEDSX, "SWEEP_AFTER_SECONDS": 0.2}
+    add_trigger(flow_name="test.done")
+    real, calls = pipeline.apply_entries, []
+
+    def failing_once(entry_ids, **kwargs):
+        calls.append(list(entry_ids))
+        if len(calls) == 1:
+            raise RuntimeError("the database is locked")
+        return real(entry_ids, **kwargs)
+
+    monkeypatch.setattr(pipeline, "apply_entries", failing_once)
+    monkeypatch.setattr(enqueue, "_swept_at", time.monotonic())  # no sweep on this call
+    with transaction.atomic():
+        entry = append(demo, follow())  # applied in process after the commit: it fails
+    assert len(calls) == 1
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        entry.refresh_from_db()
+        if entry.triggers_applied_at is not None:
+            break
+        time.sleep(0.1)
+    assert entry.triggers_applied_at is not None
+    assert Firing.objects.filter(inbox_entry=entry).count() == 1
