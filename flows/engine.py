@@ -135,6 +135,8 @@ def storable(text: str) -> str:
 def _check_tag(tag: Any, what: str) -> str:
     if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH:
         raise ValueError(f"a {what} is a string of 1-{MAX_TAG_LENGTH} characters, got {tag!r}")
+    if "\x00" in tag:  # the log could not store it: the flow's crash, not the store's
+        raise ValueError(f"a {what} may not contain U+0000, got {tag!r}")
     return tag
 
 

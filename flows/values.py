@@ -11,7 +11,12 @@ import math
 from typing import Any
 
 MAX_DEPTH = 100
-MAX_INT_BITS = 13_000  # ~3,900 digits: Python refuses to print integers beyond 4,300
+# Integers the log reads back as integers: orjson reads no wider ones (a wider one came back
+# a float, or failed to load at all, and with it every later resume of the instance).
+MIN_INT, MAX_INT = -(2**63), 2**64 - 1
+# From here on a float is written with an exponent (1e16), which Postgres's jsonb keeps as
+# the plain number 10000000000000000, read back as an int: a replay would see another type.
+INTEGRAL_FLOAT_LIMIT = 1e16
 
 
 class NotJSON(ValueError):
@@ -30,12 +35,17 @@ def _check(value: Any, where: str, depth: int) -> None:
     if value is None or isinstance(value, bool):
         return
     if isinstance(value, int):
-        if value.bit_length() > MAX_INT_BITS:
-            raise NotJSON(f"{where} is an integer too large to store")
+        if not MIN_INT <= value <= MAX_INT:
+            raise NotJSON(f"{where} is an integer outside 64 bits, which would not come back")
         return
     if isinstance(value, float):
         if not math.isfinite(value):
             raise NotJSON(f"{where} is {value!r}, which JSON cannot hold")
+        if value.is_integer() and abs(value) >= INTEGRAL_FLOAT_LIMIT:
+            raise NotJSON(
+                f"{where} is {value!r}, which the database keeps as {int(value)}: it would come"
+                " back an integer (store an int, or a string)"
+            )
         return
     if isinstance(value, str):
         _check_text(value, where)

@@ -271,3 +271,11 @@ def test_a_crash_message_with_a_nul_is_stored_escaped():
     assert result.error == "ValueError: before\\x00after"
     assert "\x00" not in result.traceback
     assert all("\x00" not in str(entry.value) for entry in result.entries)
+
+
+def test_a_tag_with_a_nul_is_the_flows_crash_not_the_stores_failure():
+    result = drive(lambda ctx, input: ctx.wait("a\x00b"), {})
+    assert isinstance(result, Crashed)
+    assert "U+0000" in result.error
+    result = drive(lambda ctx, input: ctx.step("s\x00", lambda: 1), {})
+    assert isinstance(result, Crashed)
