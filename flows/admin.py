@@ -165,7 +165,7 @@ class FlowInstanceAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         instance = self.get_object(request, unquote(object_id))
-        resume_form = ResumeForm()
+        resume_form = ResumeForm(initial={"at": instance.log_length if instance else 0})
         if request.method == "POST" and instance is not None:
             if not self.may_operate(request):
                 raise PermissionDenied
@@ -173,7 +173,8 @@ class FlowInstanceAdmin(admin.ModelAdmin):
             if action == "resume":
                 resume_form = ResumeForm(request.POST)
                 if resume_form.is_valid():
-                    outcome = store.resume(instance.pk, resume_form.cleaned_data["value"])
+                    data = resume_form.cleaned_data
+                    outcome = store.resume(instance.pk, data["value"], at=data["at"])
                     return self._after(request, instance, "resumed", outcome)
             elif action == "cancel":
                 return self._after(request, instance, "cancelled", store.cancel(instance.pk))

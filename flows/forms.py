@@ -15,6 +15,8 @@ def _reject_constant(name: str) -> Any:
 
 
 class ResumeForm(forms.Form):
+    # The log length the page showed: an answer is for that wait, not a later one.
+    at = forms.IntegerField(widget=forms.HiddenInput, min_value=0, required=False)
     value = forms.CharField(
         label="Value (JSON)",
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),

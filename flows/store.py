@@ -288,11 +288,16 @@ def start(name: str, input: dict) -> tuple[int | None, Outcome]:
     return instance.pk, outcome_of(instance)
 
 
-def resume(instance_id: int, value: Any) -> Outcome:
+def resume(
+    instance_id: int, value: Any, *, tag: str | None = None, at: int | None = None
+) -> Outcome:
     """Answer the wait an instance is suspended on with ``value`` and drive it on.
 
     The instance's row is locked without waiting: of two concurrent resumes one applies and
-    the other gets ``already_resumed``.
+    the other gets ``already_resumed``. ``tag`` and ``at`` (the log length the caller saw)
+    make sure the answer goes to the wait it was meant for: a page resumed twice, or one
+    left open while the instance moved on, gets ``moved_on`` instead of answering the next
+    wait.
     """
     pk = _as_id(instance_id)
     if pk is None:
@@ -312,6 +317,8 @@ def resume(instance_id: int, value: Any) -> Outcome:
                     "not_suspended",
                     f"instance {pk} is {instance.status}, not waiting: retry or cancel it",
                 )
+            if refusal is None:
+                refusal = _moved_on(instance, tag, at)
             if refusal is not None:
                 return refusal
             answer = Entry(WAIT, instance.waiting_tag, value)
@@ -320,6 +327,21 @@ def resume(instance_id: int, value: Any) -> Outcome:
             return outcome_of(instance)
     except _Busy:
         return _refused("already_resumed", f"instance {pk} is being resumed by another caller")
+
+
+def _moved_on(instance: FlowInstance, tag: str | None, at: int | None) -> Outcome | None:
+    if tag is not None and tag != instance.waiting_tag:
+        return _refused(
+            "moved_on",
+            f"instance {instance.pk} waits on {instance.waiting_tag!r}, not on {tag!r}",
+        )
+    if at is not None and at != instance.log_length:
+        return _refused(
+            "moved_on",
+            f"instance {instance.pk} has moved on since (its log has {instance.log_length}"
+            f" entries, not {at}): look at it again before answering",
+        )
+    return None
 
 
 def retry(instance_id: int) -> Outcome:

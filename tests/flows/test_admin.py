@@ -81,12 +81,34 @@ def test_instance_page_shows_the_timeline_escaped(admin_client, instances):
 
 def test_resume_with_a_json_value(admin_client, instances):
     pk = instances["waiting"]
+    page = admin_client.get(change_url(pk))
+    assert page.context["resume_form"]["at"].value() == 0  # the log length it shows
     answer = admin_client.post(
-        change_url(pk), {"_flow_action": "resume", "value": '{"by": "op"}'}, follow=True
+        change_url(pk), {"_flow_action": "resume", "at": "0", "value": '{"by": "op"}'}, follow=True
     )
     assert answer.status_code == 200
     assert f"Instance {pk} resumed: done" in answer.content.decode()
     assert store.status(pk).value == {"approved": {"by": "op"}}
+
+
+def test_a_second_submit_of_a_resume_does_not_answer_the_next_wait(admin_client):
+    from flows import flow
+    from flows.registry import unregister_flow
+
+    @flow("test.two_waits")
+    def two_waits(ctx, input):
+        return [ctx.wait("approve-payment"), ctx.wait("approve-shipping")]
+
+    try:
+        pk, _ = store.start("test.two_waits", {})
+        first = {"_flow_action": "resume", "at": "0", "value": "true"}
+        admin_client.post(change_url(pk), first)
+        again = admin_client.post(change_url(pk), {**first, "value": "false"}, follow=True)
+        assert "has moved on since" in again.content.decode()
+        assert store.status(pk).status == "suspended"  # still waiting on approve-shipping
+        assert FlowInstance.objects.get(pk=pk).log_length == 1
+    finally:
+        unregister_flow("test.two_waits")
 
 
 @pytest.mark.parametrize(

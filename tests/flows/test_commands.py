@@ -187,3 +187,11 @@ def test_instances_limit_is_bounded(limit):
     store.start("approval", {})
     fails("instances", "--limit", limit, match="--limit must be between 1 and 10000")
     assert len(run_json("instances", "--limit", "10000")) == 1
+
+
+def test_resume_with_tag_answers_only_that_wait():
+    pk = run_json("start", "approval")["id"]
+    fails("resume", str(pk), "--value", "true", "--tag", "payment", match="not on 'payment'")
+    assert FlowInstance.objects.get(pk=pk).status == "suspended"
+    done = run("resume", str(pk), "--value", "true", "--tag", "approval")
+    assert done == f'instance {pk}: done {{"approved": true}}'

@@ -64,6 +64,9 @@ class Command(BaseCommand):
         for name in ("resume", "status", "cancel", "retry"):
             sub[name].add_argument("id", help="the instance id")
         sub["resume"].add_argument("--value", required=True, help="a JSON value, or @FILE")
+        sub["resume"].add_argument(
+            "--tag", help="refuse unless the instance waits on this tag (the answer is for it)"
+        )
         sub["status"].add_argument("--log", action="store_true", help="include the replay log")
         sub["instances"].add_argument("--flow", help="only instances of this flow")
         sub["instances"].add_argument(
@@ -150,9 +153,9 @@ class Command(BaseCommand):
         value = parse_json_argument(input, "--input")
         self.report(*store.start(name, value))
 
-    def do_resume(self, id: str, value: str, **options) -> None:
+    def do_resume(self, id: str, value: str, tag: str | None = None, **options) -> None:
         pk = self.instance_id(id)
-        self.report(pk, store.resume(pk, parse_json_argument(value, "--value")))
+        self.report(pk, store.resume(pk, parse_json_argument(value, "--value"), tag=tag))
 
     def do_cancel(self, id: str, **options) -> None:
         pk = self.instance_id(id)
