@@ -66,11 +66,17 @@ UNREACHABLE_MAX_ENTRIES = 10_000
 
 def _connect_key(url: str) -> tuple[str, str, int] | None:
     try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return connection_point(url)
     except ValueError:
         return None
-    return parts.scheme, parts.hostname or "", port
+
+
+def connection_point(url: str) -> tuple[str, str, int]:
+    """(scheme, lower-case host as written, port) a fetch of ``url`` connects to; raises
+    ValueError for a URL that has none (a bad port)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 def _refuse_if_recently_unreachable(key: tuple[str, str, int] | None) -> None:
@@ -133,12 +139,11 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 def resolve_target(url: str) -> Target:
     """Check a URL and pick the address to connect to; raises FetchError("refused_url")."""
     try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        scheme, host, port = connection_point(url)
     except ValueError:
         raise FetchError("refused_url", "not a valid URL") from None
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in {"http", "https"} or not host:
+    parts = urlsplit(url)
+    if scheme not in {"http", "https"} or not host:
         raise FetchError("refused_url", "only http(s) URLs with a host are fetched")
     if parts.username or parts.password:
         raise FetchError("refused_url", "URLs with credentials are not fetched")

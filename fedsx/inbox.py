@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urldefrag, urlsplit
 
 import orjson
+from django.db.models import Q
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
@@ -249,10 +250,9 @@ def is_self_delete(activity: dict[str, Any], key_id: str) -> bool:
 
 
 def is_unknown_actor_deleting_itself(activity: dict[str, Any], key_id: str) -> bool:
-    return (
-        is_self_delete(activity, key_id)
-        and not keys.has_key(key_id)
-        and not Actor.objects.filter(ap_id=id_of(activity.get("actor"))).exists()
+    """A self-Delete from an actor the node holds neither as an actor nor by its key."""
+    return is_self_delete(activity, key_id) and not (
+        Actor.objects.filter(Q(ap_id=id_of(activity.get("actor"))) | Q(key_id=key_id)).exists()
     )
 
 

@@ -87,14 +87,6 @@ def known_key(key_id: str) -> VerificationKey | None:
     return _remember(_from_actor(actor)) if actor is not None else None
 
 
-def has_key(key_id: str) -> bool:
-    """Whether the node holds this key (cache or database), without loading it."""
-    cached = _cache.get(key_id)
-    if cached and time.monotonic() - cached[1] < CACHE_SECONDS:
-        return True
-    return Actor.objects.filter(key_id=key_id).exclude(public_key_pem="").exists()
-
-
 def key_for(key_id: str) -> VerificationKey:
     """The key named by a signature's keyId; raises KeyUnavailable.
 

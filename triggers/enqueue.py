@@ -126,9 +126,13 @@ def sweep_in_process() -> None:
     Without it an entry whose in-process run failed would never be applied (invariant 4).
     The clock is checked first, so all but one call a minute cost a subtraction.
     """
-    global _swept_at
     if time.monotonic() - _swept_at < fedsx_settings.SWEEP_AFTER_SECONDS:
         return
+    _sweep_now()
+
+
+def _sweep_now() -> None:
+    global _swept_at
     if not _sweep_lock.acquire(blocking=False):
         return  # another thread is sweeping (or this is the sweep's own run_in_process)
     try:
@@ -167,12 +171,11 @@ def cancel_retry_sweep() -> None:
 
 
 def _sweep_when_due() -> None:
-    global _retry_timer, _swept_at
+    global _retry_timer
     with _retry_lock:
         _retry_timer = None  # a failure during this sweep schedules the next one
-    _swept_at = float("-inf")
     try:
-        sweep_in_process()
+        _sweep_now()
     finally:
         connections.close_all()  # this thread's own
 

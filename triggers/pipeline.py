@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 
 from django.db import DatabaseError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from fedsx.models import Activity, Actor, InboxEntry
@@ -98,17 +99,10 @@ def apply_entries(entry_ids: Iterable[int], *, again: bool = False) -> int:
     others of its batch forever; that one is logged and left to the sweeper.
     """
     entry_ids = list(entry_ids)
-    entries = (
-        InboxEntry.objects.filter(pk__in=entry_ids)
-        .select_related("actor", "activity")
-        # only what matching and dispatch read: an actor row carries documents and keys
-        .only(*ENTRY_FIELDS)
-    )
-    if not again:
-        entries = entries.filter(triggers_applied_at__isnull=True)
+    entries = entries_to_apply(entry_ids, again=again)
     try:
         with transaction.atomic():
-            batch = list(entries.order_by("pk"))
+            batch = list(entries)
             for entry in batch:
                 # The index per entry, not per batch: it is rechecked at most once a second,
                 # so a long batch still sees a trigger edited or disabled meanwhile.
@@ -119,7 +113,7 @@ def apply_entries(entry_ids: Iterable[int], *, again: bool = False) -> int:
         raise
     except Exception:
         logger.warning("the batch of inbox entries %s failed; applying them one by one", entry_ids)
-    return apply_one_by_one(entries.order_by("pk"))
+    return apply_one_by_one(entries)
 
 
 def apply_one_by_one(
@@ -159,13 +153,19 @@ def apply_one_by_one(
 def apply_entries_isolated(entry_ids: Iterable[int]) -> int:
     """Apply each of these entries on its own, database errors included: for a batch that
     kept failing, so that one entry the database refuses cannot hold back the others."""
+    return apply_one_by_one(entries_to_apply(entry_ids), isolate_database_errors=True)
+
+
+def entries_to_apply(entry_ids: Iterable[int], *, again: bool = False) -> QuerySet[InboxEntry]:
+    """These entries in id order, not yet applied unless ``again``, with what matching and
+    dispatch read (an actor row also carries documents and keys: those are left out)."""
     entries = (
-        InboxEntry.objects.filter(pk__in=list(entry_ids), triggers_applied_at__isnull=True)
+        InboxEntry.objects.filter(pk__in=list(entry_ids))
         .select_related("actor", "activity")
         .only(*ENTRY_FIELDS)
         .order_by("pk")
     )
-    return apply_one_by_one(entries, isolate_database_errors=True)
+    return entries if again else entries.filter(triggers_applied_at__isnull=True)
 
 
 def mark_applied(entry_ids: list[int]) -> None:

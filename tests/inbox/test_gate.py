@@ -339,20 +339,8 @@ def test_another_sender_cannot_claim_an_activity_id(client, demo, bob_remote):
 
 @pytest.mark.django_db
 def test_a_delivery_signed_for_another_server_cannot_be_replayed_here(client, demo, bob_remote):
-    from fedsx import httpsig
-
-    body = json.dumps(follow(bob_remote)).encode()
-    headers = {"Content-Type": "application/activity+json"}
-    headers |= httpsig.sign_cavage(
-        "POST",
-        "https://other.example/actors/demo/inbox",
-        headers,
-        body,
-        bob_remote.key_id,
-        bob_remote.private_pem,
-    )
-    response = client.generic(
-        "POST", INBOX, body, content_type="application/activity+json", **meta(headers)
+    response = post_signed_for(
+        client, "https://other.example/actors/demo/inbox", follow(bob_remote), bob_remote
     )
     assert_refused(response, 401, "wrong_host")
 
@@ -403,19 +391,19 @@ def test_a_deleted_local_actor_is_not_served_from_the_cache(client, demo, bob_re
 
 @pytest.mark.django_db
 def test_a_host_with_the_default_port_is_this_node(client, demo, bob_remote):
-    from fedsx import httpsig
-
-    body = json.dumps(follow(bob_remote)).encode()
-    headers = {"Content-Type": "application/activity+json"}
-    headers |= httpsig.sign_cavage(
-        "POST",
-        "http://TestServer:80/actors/demo/inbox",
-        headers,
-        body,
-        bob_remote.key_id,
-        bob_remote.private_pem,
-    )
-    response = client.generic(
-        "POST", INBOX, body, content_type="application/activity+json", **meta(headers)
+    response = post_signed_for(
+        client, "http://TestServer:80/actors/demo/inbox", follow(bob_remote), bob_remote
     )
     assert response.status_code == 202, response.content
+
+
+def post_signed_for(client, url: str, activity: dict, sender):
+    """POST to the demo inbox a request signed as if for ``url`` (its host may differ)."""
+    from fedsx import httpsig
+
+    body = json.dumps(activity).encode()
+    headers = {"Content-Type": "application/activity+json"}
+    headers |= httpsig.sign_cavage("POST", url, headers, body, sender.key_id, sender.private_pem)
+    return client.generic(
+        "POST", INBOX, body, content_type="application/activity+json", **meta(headers)
+    )
