@@ -32,8 +32,9 @@ from .blocks import is_blocked
 from .cid import CanonicalizationError, activity_cid
 from .conf import fedsx_settings
 from .errors import FederationError, error_body
-from .kernel import append_inbox, id_of
+from .kernel import append_inbox
 from .models import Actor, host_of
+from .vocab import id_of
 
 logger = logging.getLogger("fedsx.inbox")
 

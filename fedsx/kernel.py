@@ -18,11 +18,11 @@ from django.db.models import Q
 from django.db.models.signals import post_save
 from django.utils import timezone
 
-from . import keys
 from .cid import activity_cid
 from .models import Activity, Actor, Follow, InboxEntry
+from .projections import PROJECTIONS, update_projections
+from .vocab import addressed_ids, id_of
 
-ADDRESS_FIELDS = ("to", "cc", "bto", "bcc", "audience")
 FOLLOWING = Follow.State.ACCEPTED.value  # the follows whose followers get the activity
 
 
@@ -31,25 +31,6 @@ class AppendResult:
     activity: Activity
     entries: list[InboxEntry]  # the entries this append created (empty for a repeat)
     created: bool  # whether the activity itself was new
-
-
-def id_of(value: Any) -> str:
-    """The id of an ActivityStreams reference: a string, or an object's ``id``."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("id"), str):
-        return value["id"]
-    return ""
-
-
-def addressed_ids(activity: dict[str, Any]) -> set[str]:
-    ids: set[str] = set()
-    for field in ADDRESS_FIELDS:
-        value = activity.get(field)
-        for item in value if isinstance(value, list) else [value]:
-            if ref := id_of(item):
-                ids.add(ref)
-    return ids
 
 
 def shared_inbox_recipients(activity: dict[str, Any]) -> list[Actor]:
@@ -354,93 +335,3 @@ def _append_in_one_statement(
             update_fields=None,
         )
     return AppendResult(record, entries, created)
-
-
-# ── projections ────────────────────────────────────────────────────────────────
-
-
-def update_projections(activity: dict[str, Any]) -> None:
-    kind = activity.get("type")
-    handler = PROJECTIONS.get(kind if isinstance(kind, str) else "")
-    if handler is not None:
-        handler(activity)
-
-
-def _follow(activity: dict[str, Any]) -> None:
-    """A pending follow of a local actor (the follower row exists: it signed the request)."""
-    follower_id, followed_id = id_of(activity.get("actor")), id_of(activity.get("object"))
-    ids = dict(
-        Actor.objects.filter(
-            Q(ap_id=follower_id) | Q(ap_id=followed_id, is_local=True)
-        ).values_list("ap_id", "id")
-    )
-    if follower_id not in ids or followed_id not in ids or follower_id == followed_id:
-        return
-    now = timezone.now()
-    # One upsert: a repeated Follow (a new id for the same pair) keeps the follow's state.
-    Follow.objects.bulk_create(
-        [
-            Follow(
-                follower_id=ids[follower_id],
-                following_id=ids[followed_id],
-                state=Follow.State.PENDING,
-                follow_activity_id=id_of(activity)[:500],
-                created_at=now,
-                updated_at=now,
-            )
-        ],
-        update_conflicts=True,
-        unique_fields=["follower", "following"],
-        update_fields=["follow_activity_id", "updated_at"],
-    )
-
-
-def _follows_named_by(follow: Any, follower_id: str) -> Any:
-    """The Follow rows an Accept/Reject/Undo refers to, by the Follow's id or its parts."""
-    query = Q(pk__in=[])
-    if follow_id := id_of(follow):
-        query |= Q(follow_activity_id=follow_id)
-    if isinstance(follow, dict) and follow.get("type") == "Follow":
-        query |= Q(
-            follower__ap_id=id_of(follow.get("actor")) or follower_id,
-            following__ap_id=id_of(follow.get("object")),
-        )
-    return Follow.objects.filter(query)
-
-
-def _undo(activity: dict[str, Any]) -> None:
-    sender = id_of(activity.get("actor"))
-    inner = activity.get("object")
-    if isinstance(inner, dict) and inner.get("type") not in (None, "Follow"):
-        return
-    _follows_named_by(inner, sender).filter(follower__ap_id=sender).delete()
-
-
-def _accept(activity: dict[str, Any]) -> None:
-    # A remote actor accepts a follow by one of ours: the follow's object is the sender.
-    sender = id_of(activity.get("actor"))
-    inner = activity.get("object")
-    _follows_named_by(inner, "").filter(following__ap_id=sender, follower__is_local=True).update(
-        state=Follow.State.ACCEPTED
-    )
-
-
-def _reject(activity: dict[str, Any]) -> None:
-    sender = id_of(activity.get("actor"))
-    _follows_named_by(activity.get("object"), "").filter(following__ap_id=sender).delete()
-
-
-def _delete(activity: dict[str, Any]) -> None:
-    sender = id_of(activity.get("actor"))
-    if sender and id_of(activity.get("object")) == sender:  # an actor deleting itself
-        keys.drop_key_of(sender)
-        Follow.objects.filter(Q(follower__ap_id=sender) | Q(following__ap_id=sender)).delete()
-
-
-PROJECTIONS = {
-    "Follow": _follow,
-    "Undo": _undo,
-    "Accept": _accept,
-    "Reject": _reject,
-    "Delete": _delete,
-}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fedsx.kernel import id_of
 from fedsx.keys import _key_in_document
 from fedsx.models import Activity, Actor, InboxEntry
+from fedsx.vocab import id_of
 
 from .helpers import ACTIVITIES, deliver, remote_sender
 
