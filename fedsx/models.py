@@ -93,6 +93,8 @@ class Actor(models.Model):
 
     fetched_at = models.DateTimeField(null=True, blank=True)
     key_fetched_at = models.DateTimeField(null=True, blank=True)
+    # A remote actor whose own inbox answered 410 Gone: nothing more is sent to it.
+    gone_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -213,6 +215,8 @@ class OutboxEntry(LogEntry):
         Actor, on_delete=models.CASCADE, related_name="outbox_entries", db_index=False
     )
     activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="outbox_entries")
+    # Addressed to the public collection: listed in the outbox and served to anyone.
+    public = models.BooleanField(default=False)
 
     class Meta(LogEntry.Meta):
         verbose_name_plural = "outbox entries"
@@ -230,6 +234,8 @@ class Follow(models.Model):
     class State(models.TextChoices):
         PENDING = "pending"
         ACCEPTED = "accepted"
+        # Our follow of a remote actor that it refused; kept so the operator sees why.
+        REJECTED = "rejected"
 
     follower = models.ForeignKey(Actor, on_delete=models.CASCADE, related_name="following_set")
     following = models.ForeignKey(Actor, on_delete=models.CASCADE, related_name="follower_set")
@@ -276,3 +282,109 @@ def normalize_domain(value: str) -> str:
         return value.encode("idna").decode("ascii")
     except UnicodeError:
         return value
+
+
+class Host(models.Model):
+    """A remote server we deliver to: its health and what it answers to.
+
+    One explicit state instead of scattered flags: ``ok`` (deliveries go), ``open`` (the
+    circuit breaker holds deliveries without spending their attempts until ``retry_at``,
+    when one probe goes), ``unavailable`` (failing on many distinct days: deliveries wait
+    as held until a success or an operator's clear).
+    """
+
+    class State(models.TextChoices):
+        OK = "ok"
+        OPEN = "open"
+        UNAVAILABLE = "unavailable"
+
+    host = models.CharField(max_length=255, unique=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OK)
+    # The signature scheme this host accepted last ("" until one did): cavage or rfc9421.
+    signature_scheme = models.CharField(max_length=16, blank=True)
+    consecutive_failures = models.IntegerField(default=0)
+    # Distinct UTC days with a failure and no success since the last success.
+    failing_days = models.IntegerField(default=0)
+    last_failure_day = models.DateField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="When the probe may go.")
+    unavailable_since = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["host"]
+
+    def __str__(self) -> str:
+        return f"{self.host} ({self.state})"
+
+
+class Delivery(models.Model):
+    """One posted activity to one target inbox, attempted until delivered or given up.
+
+    The schedule lives here (``next_attempt_at``), not in the broker: a dead broker, a
+    killed worker or a restart loses nothing, the sweeper hands out what is due.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # due at next_attempt_at
+        DELIVERED = "delivered"
+        FAILED = "failed"  # refused for good (4xx), or refused before sending (SSRF)
+        EXPIRED = "expired"  # still failing when the retry window closed
+        HELD = "held"  # its host's breaker is open or the host is unavailable
+        CANCELLED = "cancelled"  # by an operator
+
+    FINAL = (Status.DELIVERED, Status.FAILED, Status.EXPIRED, Status.CANCELLED)
+
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="deliveries")
+    sender = models.ForeignKey(Actor, on_delete=models.CASCADE, related_name="deliveries_sent")
+    inbox_url = models.CharField(max_length=500)
+    host = models.CharField(max_length=255)
+    # The remote actor behind a personal inbox (a 410 there means that actor is gone);
+    # NULL for a shared inbox, which serves many.
+    recipient = models.ForeignKey(
+        Actor, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # What the activity is about (its object's id): an Undo, Delete or Update waits for
+    # earlier deliveries about the same thing to the same inbox.
+    subject = models.CharField(max_length=500, blank=True)
+    waits_for = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.IntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # Until when a worker holds it: a claim that outlives its worker (killed) runs out.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_status = models.IntegerField(null=True, blank=True, help_text="Last HTTP status.")
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["activity", "inbox_url"], name="unique_delivery_activity_inbox"
+            )
+        ]
+        indexes = [
+            # The sweeper's and the worker's question: what is due now?
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="delivery_due",
+            ),
+            models.Index(fields=["host", "status"], name="delivery_host_status"),
+            models.Index(fields=["inbox_url", "subject"], name="delivery_inbox_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.activity_id} → {self.inbox_url} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL

@@ -84,8 +84,11 @@ def _accept(activity: dict[str, Any]) -> None:
 
 
 def _reject(activity: dict[str, Any]) -> None:
+    # Our own follow refused is kept, marked, for the operator; another's goes.
     sender = id_of(activity.get("actor"))
-    _follows_named_by(activity.get("object"), "").filter(following__ap_id=sender).delete()
+    follows = _follows_named_by(activity.get("object"), "").filter(following__ap_id=sender)
+    follows.filter(follower__is_local=True).update(state=Follow.State.REJECTED)
+    follows.filter(follower__is_local=False).delete()
 
 
 def _delete(activity: dict[str, Any]) -> None:
@@ -101,4 +104,64 @@ PROJECTIONS = {
     "Accept": _accept,
     "Reject": _reject,
     "Delete": _delete,
+}
+
+
+# ── what a local actor posts ───────────────────────────────────────────────────────
+
+
+def update_outbound_projections(sender: Actor, activity: dict[str, Any]) -> None:
+    """The same tables, for an activity a local actor posts through the outbox."""
+    kind = activity.get("type")
+    handler = OUTBOUND_PROJECTIONS.get(kind if isinstance(kind, str) else "")
+    if handler is not None:
+        handler(sender, activity)
+
+
+def _our_follow(sender: Actor, activity: dict[str, Any]) -> None:
+    """Our follow of a known actor is pending until its Accept or Reject arrives; a new
+    Follow of the same actor starts over (pending, with the new id)."""
+    followed = Actor.objects.filter(ap_id=id_of(activity.get("object"))).first()
+    if followed is None or followed.pk == sender.pk:
+        return
+    now = timezone.now()
+    Follow.objects.bulk_create(
+        [
+            Follow(
+                follower=sender,
+                following=followed,
+                state=Follow.State.PENDING,
+                follow_activity_id=id_of(activity)[:500],
+                created_at=now,
+                updated_at=now,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["follower", "following"],
+        update_fields=["state", "follow_activity_id", "updated_at"],
+    )
+
+
+def _our_accept(sender: Actor, activity: dict[str, Any]) -> None:
+    _follows_named_by(activity.get("object"), "").filter(following=sender).update(
+        state=Follow.State.ACCEPTED, updated_at=timezone.now()
+    )
+
+
+def _our_reject(sender: Actor, activity: dict[str, Any]) -> None:
+    _follows_named_by(activity.get("object"), "").filter(following=sender).delete()
+
+
+def _our_undo(sender: Actor, activity: dict[str, Any]) -> None:
+    inner = activity.get("object")
+    if isinstance(inner, dict) and inner.get("type") not in (None, "Follow"):
+        return
+    _follows_named_by(inner, sender.ap_id).filter(follower=sender).delete()
+
+
+OUTBOUND_PROJECTIONS = {
+    "Follow": _our_follow,
+    "Accept": _our_accept,
+    "Reject": _our_reject,
+    "Undo": _our_undo,
 }

@@ -15,6 +15,16 @@ urlpatterns = [
     path("actors/<str:name>", views.ActorView.as_view(), name="actor"),
     path("actors/<str:name>/outbox", views.OutboxView.as_view(), name="outbox"),
     path(
+        "actors/<str:name>/activities/<str:uuid>",
+        views.PostedView.as_view(kind="activities"),
+        name="activity",
+    ),
+    path(
+        "actors/<str:name>/objects/<str:uuid>",
+        views.PostedView.as_view(kind="objects"),
+        name="object",
+    ),
+    path(
         "actors/<str:name>/followers",
         views.FollowCollectionView.as_view(direction="followers"),
         name="followers",

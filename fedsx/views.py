@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -72,7 +74,7 @@ class OutboxView(FederationView):
     def get(self, request: Request, name: str) -> Response:
         actor = local_actor_or_404(name)
         page, before = _page_args(request)
-        entries = OutboxEntry.objects.filter(actor=actor).select_related("activity")
+        entries = OutboxEntry.objects.filter(actor=actor, public=True).select_related("activity")
         return Response(
             ordered_collection(
                 actor.outbox_url,
@@ -83,6 +85,36 @@ class OutboxView(FederationView):
                 before=before,
             )
         )
+
+
+class PostedView(FederationView):
+    """A posted activity (``kind="activities"``) or an object it created (``"objects"``),
+    served at its id. Only public ones are shown: a followers-only or direct post is a
+    404, as if it did not exist, to anyone who cannot prove they were addressed."""
+
+    renderer_classes = [*AP_RENDERERS, TemplateHTMLRenderer]
+    template_name = "fedsx/activity.html"
+    kind = "activities"
+
+    def get(self, request: Request, name: str, uuid: str) -> Response:
+        actor = local_actor_or_404(name)
+        url = f"{actor.ap_id}/{self.kind}/{uuid}"
+        entries = OutboxEntry.objects.filter(actor=actor, public=True).select_related("activity")
+        if self.kind == "activities":
+            entry = entries.filter(activity__ap_id=url).first()
+            document = entry.activity.payload if entry else None
+        else:
+            entry = entries.filter(activity__type="Create", activity__object_id=url).first()
+            document = entry.activity.payload.get("object") if entry else None
+        if not isinstance(document, dict):
+            raise not_found(f"nothing public at {url}")
+        if isinstance(request.accepted_renderer, TemplateHTMLRenderer):
+            pretty = json.dumps(document, indent=2, ensure_ascii=False)
+            kind = document.get("type", "")
+            return Response({"actor": actor, "document": document, "pretty": pretty, "kind": kind})
+        if "@context" not in document:
+            document = {"@context": media.AS_CONTEXT, **document}
+        return Response(document)
 
 
 class FollowCollectionView(FederationView):

@@ -138,7 +138,8 @@ def test_nodeinfo_discovery_and_document(client, demo):
     assert info["openRegistrations"] is False
 
 
-def _publish(actor, n):
+def _publish(actor, n, *, private=()):
+    """n posts; those numbered in ``private`` are not public (the outbox leaves them out)."""
     for i in range(1, n + 1):
         activity = Activity.objects.create(
             ap_id=f"http://testserver/a/{i}",
@@ -147,7 +148,7 @@ def _publish(actor, n):
             actor=actor.ap_id,
             payload={"id": f"http://testserver/a/{i}", "type": "Create"},
         )
-        OutboxEntry.objects.create(actor=actor, seq=i, activity=activity)
+        OutboxEntry.objects.create(actor=actor, seq=i, activity=activity, public=i not in private)
 
 
 @pytest.mark.django_db
@@ -167,6 +168,18 @@ def test_outbox_is_a_paged_ordered_collection(client, demo, settings):
         seen += [item["id"] for item in page["orderedItems"]]
         url = page.get("next")
     assert seen == [f"http://testserver/a/{i}" for i in (5, 4, 3, 2, 1)]
+
+
+@pytest.mark.django_db
+def test_outbox_lists_only_public_posts(client, demo):
+    _publish(demo, 4, private={2, 3})
+    _, outbox = get_json(client, "/actors/demo/outbox")
+    assert outbox["totalItems"] == 2
+    _, page = get_json(client, "/actors/demo/outbox", page="true")
+    assert [item["id"] for item in page["orderedItems"]] == [
+        "http://testserver/a/4",
+        "http://testserver/a/1",
+    ]
 
 
 @pytest.mark.django_db
