@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from . import algorithms
 from .digest import digest_header
 from .errors import SignatureError
-from .keys import PublicKey, key_kind, load_private_key
+from .keys import PrivateKey, PublicKey, key_kind, signing_key
 from .message import HeaderFields, Headers, HttpRequest
 from .signature import ParsedSignature, format_http_date, requires_digest, timestamp
 
@@ -127,7 +127,7 @@ def sign_cavage(
     headers: HeaderFields | None,
     body: bytes | None,
     key_id: str,
-    private_key_pem: str,
+    private_key: str | PrivateKey,
     *,
     now: datetime | None = None,
 ) -> dict[str, str]:
@@ -135,10 +135,11 @@ def sign_cavage(
 
     Covers ``(request-target) host date``, plus ``digest`` when there is a body and
     ``content-type`` when given. RSA keys sign ``rsa-sha256``; Ed25519 and P-256 ``hs2019``.
+    ``private_key`` is PEM text (parsed once, then cached) or a key already loaded.
     """
     if '"' in key_id:
         raise ValueError("a keyId cannot contain a double quote")
-    key = load_private_key(private_key_pem)
+    key = signing_key(private_key)
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     given = list(headers.items() if isinstance(headers, Mapping) else headers or ())

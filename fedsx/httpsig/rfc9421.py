@@ -21,7 +21,7 @@ import http_sfv
 from . import algorithms
 from .digest import content_digest_header
 from .errors import SignatureError
-from .keys import PublicKey, load_private_key
+from .keys import PrivateKey, PublicKey, signing_key
 from .message import HeaderFields, Headers, HttpRequest
 from .signature import ParsedSignature, requires_digest, timestamp
 
@@ -124,15 +124,16 @@ def sign_rfc9421(
     headers: HeaderFields | None,
     body: bytes | None,
     key_id: str,
-    private_key_pem: str,
+    private_key: str | PrivateKey,
     *,
     alg: str = "rsa-v1_5-sha256",
     now: datetime | None = None,
     label: str = "sig1",
 ) -> dict[str, str]:
     """Headers to add to sign a request (Content-Digest when there is a body, Host if absent,
-    Signature-Input, Signature), covering ``@method @target-uri`` and ``content-digest``."""
-    key = load_private_key(private_key_pem)
+    Signature-Input, Signature), covering ``@method @target-uri`` and ``content-digest``.
+    ``private_key`` is PEM text (parsed once, then cached) or a key already loaded."""
+    key = signing_key(private_key)
     algorithm = algorithms.MESSAGE_ALGORITHMS.get(alg)
     if algorithm is None:
         raise SignatureError("unsupported_algorithm", f"cannot sign with {alg!r}")
