@@ -216,7 +216,8 @@ class OutboxEntry(LogEntry):
     )
     activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="outbox_entries")
     # Addressed to the public collection: listed in the outbox and served to anyone.
-    public = models.BooleanField(default=False)
+    # db_default: rows written by raw SQL (tests, operators' scripts) stay valid.
+    public = models.BooleanField(default=False, db_default=False)
 
     class Meta(LogEntry.Meta):
         verbose_name_plural = "outbox entries"
