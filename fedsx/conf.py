@@ -38,9 +38,33 @@ DEFAULTS: dict[str, Any] = {
     "DISPATCH_TRIGGERS": True,
     # Entries whose triggers were not applied after this many seconds are re-enqueued.
     "SWEEP_AFTER_SECONDS": 60,
+    # Deliveries (fedsx/retry.py): attempts before a delivery expires; 16 spread over about
+    # two days, as Mastodon's (the schedule and its figures are in fedsx/retry.py).
+    "DELIVERY_MAX_ATTEMPTS": 16,
+    # A server's Retry-After is honoured up to this many seconds.
+    "DELIVERY_RETRY_AFTER_CAP_SECONDS": 6 * 3600,
+    # Timeout of one delivery POST, in seconds.
+    "DELIVERY_TIMEOUT_SECONDS": 10.0,
     # What NodeInfo says about this node.
     "NODE_NAME": "fedsx",
     "OPEN_REGISTRATIONS": False,
+    # Delivery (fedsx/delivery.py): threads sending at once per batch, and at most this many
+    # at once to one host, so a large server is not hammered and a slow one stalls no other.
+    "DELIVERY_CONCURRENCY": 16,
+    "DELIVERY_HOST_CONCURRENCY": 4,
+    # Deliveries per task, and how often (seconds) due retries are handed out (celery beat,
+    # or the embedded node's ticker); at most DELIVERY_SWEEP_MAX per sweep.
+    "DELIVERY_BATCH": 200,
+    "DELIVERY_SWEEP_SECONDS": 2.0,
+    "DELIVERY_SWEEP_MAX": 5000,
+    # Host health (fedsx/hosts.py): the breaker opens after this many consecutive
+    # connection failures, timeouts or 5xx, holds the host's deliveries and sends one probe
+    # after the cool-off; a host failing on this many distinct days is unavailable, probed
+    # once per UNAVAILABLE_PROBE_SECONDS.
+    "BREAKER_THRESHOLD": 5,
+    "BREAKER_COOLOFF_SECONDS": 60,
+    "HOST_UNAVAILABLE_AFTER_DAYS": 7,
+    "UNAVAILABLE_PROBE_SECONDS": 3600,
 }
 
 
