@@ -8,4 +8,6 @@ class FedsxConfig(AppConfig):
 
     def ready(self) -> None:
         # Connect the signals that keep the per-process caches honest.
-        from . import blocks, inbox  # noqa: F401
+        from . import blocks, delivery, inbox  # noqa: F401
+
+        delivery.register()  # deliveries are a job kind (fedsx/jobs.py)

@@ -65,6 +65,10 @@ DEFAULTS: dict[str, Any] = {
     "BREAKER_COOLOFF_SECONDS": 60,
     "HOST_UNAVAILABLE_AFTER_DAYS": 7,
     "UNAVAILABLE_PROBE_SECONDS": 3600,
+    # With no broker (the embedded node), run deliveries on a background thread of the
+    # serving process and sweep retries and timers from a ticker thread (fedsx/jobs.py).
+    # Off only where something else drives the work (the test suite calls it directly).
+    "JOBS_IN_PROCESS_THREADS": True,
 }
 
 

@@ -131,7 +131,7 @@ def store_verified(key: VerificationKey) -> VerificationKey:
     if key.fetched is None:
         return key
     owner, pem, document = key.fetched
-    actor = _store_key(owner, key.key_id, pem, document)
+    actor = store_actor(owner, key.key_id, pem, document)
     _unconfirmed.pop(key.key_id, None)
     return _remember(
         VerificationKey(key.key_id, owner, key.public_key, actor.key_fetched_at, local=False)
@@ -141,7 +141,7 @@ def store_verified(key: VerificationKey) -> VerificationKey:
 def fetch_key(key_id: str) -> VerificationKey:
     """Fetch and confirm the key named ``key_id``; unconfirmed until ``store_verified``."""
     document = _fetch(urldefrag(key_id)[0])
-    owner, pem, actor_document = _key_in_document(document, key_id)
+    owner, pem, actor_document = key_in_document(document, key_id)
     if actor_document is None or actor_document.get("id") != urldefrag(key_id)[0]:
         # A key document, or an actor document served somewhere else than at its id (as
         # GoToSocial's /main-key): the owner's own document must list the same key.
@@ -149,7 +149,7 @@ def fetch_key(key_id: str) -> VerificationKey:
         if actor_document.get("id") != owner:
             raise KeyUnavailable("key_owner_mismatch", "the owner's document has another id")
         try:
-            _, owner_pem, _ = _key_in_document(actor_document, key_id)
+            _, owner_pem, _ = key_in_document(actor_document, key_id)
         except KeyUnavailable:
             owner_pem = ""
         if owner_pem.strip() != pem.strip():
@@ -170,7 +170,7 @@ def _fetch(url: str) -> dict:
         raise KeyUnavailable(exc.code, exc.detail, temporary=exc.temporary, gone=exc.gone) from None
 
 
-def _key_in_document(document: dict, key_id: str) -> tuple[str, str, dict | None]:
+def key_in_document(document: dict, key_id: str) -> tuple[str, str, dict | None]:
     """(owner id, PEM, the actor document if it was one) for ``key_id`` in a fetched document."""
     if isinstance(document.get("publicKeyPem"), str):  # a key document (GoToSocial and others)
         if document.get("id") != key_id:
@@ -219,19 +219,19 @@ def actor_fields(document: dict) -> dict[str, Any]:
     }
 
 
-def _store_key(owner: str, key_id: str, pem: str, document: dict | None) -> Actor:
+def store_actor(owner: str, key_id: str | None, pem: str, document: dict | None) -> Actor:
+    """Store (or refresh) the remote actor ``owner`` with its key and, when given, its
+    document's columns."""
     now = timezone.now()
-    defaults: dict[str, Any] = {
-        "key_id": key_id,
-        "public_key_pem": pem,
-        "key_fetched_at": now,
-        "domain": host_of(owner),
-    }
+    defaults: dict[str, Any] = {"domain": host_of(owner)}
+    if key_id:
+        defaults |= {"key_id": key_id, "public_key_pem": pem, "key_fetched_at": now}
     if document is not None:
         defaults |= actor_fields(document) | {"fetched_at": now}
     with transaction.atomic():
         # A key id moves with its owner: release it from any other row first.
-        Actor.objects.filter(key_id=key_id).exclude(ap_id=owner).update(key_id=None)
+        if key_id:
+            Actor.objects.filter(key_id=key_id).exclude(ap_id=owner).update(key_id=None)
         try:
             with transaction.atomic():
                 actor, _ = Actor.objects.update_or_create(

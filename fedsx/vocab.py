@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from .media import PUBLIC
+
 ADDRESS_FIELDS = ("to", "cc", "bto", "bcc", "audience")
 # Fields a sender uses to address privately: never delivered with the activity.
 BLIND_FIELDS = ("bto", "bcc")
 # The special collection "everyone"; peers write it in all three forms.
-PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 PUBLIC_ALIASES = frozenset({PUBLIC, "as:Public", "Public"})
-AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 
 
 def id_of(value: Any) -> str:

@@ -12,4 +12,5 @@ from fedsx.server.settings import *  # noqa: F403
 
 CELERY_TASK_ALWAYS_EAGER = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-FEDSX = {"BASE_URL": "http://testserver"}
+# The suite drives in-process work itself; no background threads or ticker.
+FEDSX = {"BASE_URL": "http://testserver", "JOBS_IN_PROCESS_THREADS": False}

@@ -167,9 +167,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# The sweeper: re-enqueue inbox entries whose triggers were not applied in time.
+# The sweepers: re-enqueue inbox entries whose triggers were not applied in time, and hand
+# out deliveries whose retry fell due (at FEDSX DELIVERY_SWEEP_SECONDS' default).
 CELERY_BEAT_SCHEDULE = {
     "triggers-sweep": {"task": "triggers.sweep", "schedule": 30.0},
+    "deliveries-sweep": {"task": "fedsx.sweep", "schedule": 2.0, "args": ("deliveries",)},
 }
 # Keep worker database connections between tasks (Celery's Django fixup closes them after
 # every task otherwise); the tasks call close_old_connections() first, so a broken or aged

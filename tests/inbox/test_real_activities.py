@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fedsx.keys import _key_in_document
+from fedsx.keys import key_in_document
 from fedsx.models import Activity, Actor, InboxEntry
 from fedsx.vocab import id_of
 
@@ -83,7 +83,7 @@ def test_real_actor_documents_yield_their_key_and_owner(path):
         else [document["publicKey"]]
     )
     key_id = keys[0]["id"]
-    owner, pem, actor_document = _key_in_document(document, key_id)
+    owner, pem, actor_document = key_in_document(document, key_id)
     assert owner == document["id"]
     assert "PUBLIC KEY" in pem
     assert actor_document is document

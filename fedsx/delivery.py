@@ -1,0 +1,343 @@
+"""Delivering posted activities: claim due deliveries, sign, POST, classify, record.
+
+``deliver(ids)`` is the whole of it, run by the ``fedsx.deliver`` task (a worker) or in a
+background thread of the serving process (the embedded node). A batch is claimed in one
+transaction (a lease in ``claimed_until``: a killed worker's claims run out and the
+sweeper hands them out again), then sent from a thread pool so that a slow host never
+stalls the others, at most ``DELIVERY_HOST_CONCURRENCY`` at once per host. Results are
+written as they come in, by the calling thread: the pool threads do only network work.
+
+What each answer means, and when to try again, is ``fedsx.retry``'s business; host health
+is ``fedsx.hosts``'. Delivery is at least once: a receiver deduplicates by activity id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import timedelta
+
+import orjson
+from celery import shared_task
+from django.db import close_old_connections, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import client, hosts, jobs, media
+from .conf import fedsx_settings
+from .fetch import FetchError
+from .httpsig import other_scheme, sign_request
+from .models import Activity, Actor, Delivery, Follow, Host
+from .outbox import DELIVERIES
+from .retry import Verdict, classify, next_attempt_delay
+
+logger = logging.getLogger("fedsx.delivery")
+
+Status = Delivery.Status
+DEFAULT_SCHEME = "cavage"  # what Mastodon, Pleroma, Misskey and GoToSocial verify
+# A delivery that must wait for an earlier one about the same object is looked at again
+# this long after (sooner when the earlier one settles: its waiters are dispatched then).
+WAITING_RECHECK = timedelta(seconds=30)
+# Fresh deliveries are handed out by the post's commit; the sweeper leaves them this long
+# before it sends them again (a broker down, a process gone before its courier published).
+FRESH_GRACE = timedelta(seconds=10)
+
+
+@dataclass
+class Sent:
+    """What one attempt gave: an HTTP status (and headers), or the error that stopped it."""
+
+    status: int | None = None
+    retry_after: str | None = None
+    error: str = ""
+    error_code: str = ""
+    scheme: str = DEFAULT_SCHEME
+    refused: bool = False  # never sent: the target is not allowed (SSRF guard)
+
+
+# ── the task and the jobs layer ────────────────────────────────────────────────────────
+
+
+@shared_task(
+    name="fedsx.deliver",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def deliver_task(*delivery_ids: int) -> int:
+    close_old_connections()
+    return deliver(list(delivery_ids))
+
+
+def overdue() -> list[int]:
+    """What the sweeper hands out: retries that fell due, fresh deliveries whose task never
+    came, claims that outlived their worker, and one probe per held host whose cool-off
+    is over."""
+    now = timezone.now()
+    due = (
+        Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
+        .filter(Q(attempts__gt=0) | Q(next_attempt_at__lte=now - FRESH_GRACE))
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[: fedsx_settings.DELIVERY_SWEEP_MAX]
+    )
+    return [*due, *hosts.probes_due()]
+
+
+def register() -> None:
+    jobs.register(
+        jobs.JobKind(
+            name=DELIVERIES,
+            task_name="fedsx.deliver",
+            run=deliver,
+            overdue=overdue,
+            sweep_interval=lambda: fedsx_settings.DELIVERY_SWEEP_SECONDS,
+            in_thread=True,  # never inside the request that posted
+            max_ids_per_task=fedsx_settings.DELIVERY_BATCH,
+        )
+    )
+
+
+# ── one batch ──────────────────────────────────────────────────────────────────────────
+
+
+def deliver(ids: list[int]) -> int:
+    """Attempt each of these deliveries that is due and not claimed; returns how many
+    were attempted."""
+    batch = claim(ids)
+    if not batch:
+        return 0
+    bodies: dict[int, bytes] = {}
+    host_rows: dict[str, Host] = {}
+    go = []
+    for delivery in batch:
+        if not _may_go(delivery, host_rows):
+            continue
+        if delivery.activity_id not in bodies:
+            bodies[delivery.activity_id] = orjson.dumps(delivery.activity.payload)
+        go.append(delivery)
+    _send_all(go, bodies, host_rows)
+    return len(go)
+
+
+def claim(ids: list[int]) -> list[Delivery]:
+    """Lease the due, unclaimed ones among ``ids`` to this worker (skipping rows another
+    worker is claiming at this moment)."""
+    now = timezone.now()
+    lease = timedelta(seconds=fedsx_settings.DELIVERY_TIMEOUT_SECONDS * 3 + 30)
+    with transaction.atomic():
+        rows = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=ids, status=Status.PENDING, next_attempt_at__lte=now)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .select_related("activity", "sender")
+            .order_by("id")
+        )
+        Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(claimed_until=now + lease)
+    return rows
+
+
+def _may_go(delivery: Delivery, host_rows: dict[str, Host]) -> bool:
+    """Wait for an earlier delivery about the same object, and for a held host."""
+    if delivery.waits_for_id is not None:
+        earlier = Delivery.objects.filter(pk=delivery.waits_for_id).only("status").first()
+        if earlier is not None and not earlier.is_final:
+            _set(delivery, next_attempt_at=timezone.now() + WAITING_RECHECK, claimed_until=None)
+            return False
+    host = host_rows.get(delivery.host)
+    if host is None:
+        host = host_rows[delivery.host] = hosts.host_row(delivery.host)
+    if host.state == Host.State.OK:
+        return True
+    if not hosts.is_held(host) and hosts.claim_probe(host):
+        return True  # this one is the probe
+    _set(delivery, status=Status.HELD, claimed_until=None)
+    return False
+
+
+def _send_all(batch: list[Delivery], bodies: dict[int, bytes], host_rows) -> None:
+    per_host = defaultdict(
+        lambda: threading.BoundedSemaphore(fedsx_settings.DELIVERY_HOST_CONCURRENCY)
+    )
+    for delivery in batch:
+        per_host[delivery.host]  # created here, in one thread
+    workers = max(1, min(fedsx_settings.DELIVERY_CONCURRENCY, len(batch)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="fedsx-deliver") as pool:
+        futures = {
+            pool.submit(
+                _attempt_limited,
+                per_host[d.host],
+                d,
+                bodies[d.activity_id],
+                host_rows[d.host].signature_scheme or DEFAULT_SCHEME,
+            ): d
+            for d in batch
+        }
+        released: list[int] = []
+        for future in as_completed(futures):
+            delivery = futures[future]
+            try:
+                released += record(delivery, future.result(), host_rows[delivery.host])
+            except Exception:
+                # Left claimed: the lease runs out and the sweeper sends it again.
+                logger.exception("recording delivery %s failed", delivery.pk)
+    if released:
+        jobs.dispatch(DELIVERIES, released)
+
+
+def _attempt_limited(gate: threading.BoundedSemaphore, *args) -> Sent:
+    with gate:
+        return attempt(*args)
+
+
+# ── one attempt (pool threads: network only, no database) ──────────────────────────────
+
+
+def attempt(delivery: Delivery, body: bytes, scheme: str) -> Sent:
+    """POST the activity, signed with ``scheme``; on a 401 try the other scheme once at
+    once (double-knocking: a server may verify only one family)."""
+    sent = _post(delivery, body, scheme)
+    if sent.status == 401:
+        second = _post(delivery, body, other_scheme(scheme))
+        if second.status is not None and second.status != 401:
+            return second
+        return Sent(status=401, error="refused both signature schemes", scheme=scheme)
+    return sent
+
+
+def _post(delivery: Delivery, body: bytes, scheme: str) -> Sent:
+    sender = delivery.sender
+    headers = {"Content-Type": media.ACTIVITY_JSON, "Accept": media.ACTIVITY_JSON}
+    try:
+        headers.update(
+            sign_request(
+                "POST",
+                delivery.inbox_url,
+                headers,
+                body,
+                key_id=sender.key_id,
+                private_key_pem=sender.private_key_pem,
+                scheme=scheme,
+            )
+        )
+        answer = client.post(
+            delivery.inbox_url, body, headers, timeout=fedsx_settings.DELIVERY_TIMEOUT_SECONDS
+        )
+    except FetchError as exc:
+        refused = exc.code == "refused_url"
+        return Sent(error=exc.detail, error_code=exc.code, scheme=scheme, refused=refused)
+    except Exception as exc:  # a bug must not lose the delivery: it is retried
+        logger.exception("delivery %s: unexpected error", delivery.pk)
+        return Sent(error=f"{type(exc).__name__}: {exc}", error_code="error", scheme=scheme)
+    return Sent(status=answer.status, retry_after=answer.headers.get("retry-after"), scheme=scheme)
+
+
+# ── recording ──────────────────────────────────────────────────────────────────────────
+
+
+def record(delivery: Delivery, sent: Sent, host: Host) -> list[int]:
+    """Write what the attempt gave; returns delivery ids that may go now (released from a
+    host's hold, or waiting for this one)."""
+    now = timezone.now()
+    attempts = delivery.attempts + 1
+    if sent.refused:
+        _set(delivery, status=Status.FAILED, attempts=attempts, last_error=_why(sent))
+        return _waiters(delivery)
+    verdict = classify(
+        sent.status,
+        {"Retry-After": sent.retry_after} if sent.retry_after else None,
+        error=sent.error_code or None,
+        personal_inbox=delivery.recipient_id is not None,
+    )
+    released: list[int] = []
+    if sent.status is None or (sent.status >= 500) or sent.status == 408:
+        hosts.record_down(host, _why(sent))
+    else:
+        released = hosts.record_up(
+            host, sent.scheme if verdict.verdict is Verdict.DELIVERED else None
+        )
+    common = {"attempts": attempts, "last_status": sent.status, "claimed_until": None}
+    match verdict.verdict:
+        case Verdict.DELIVERED:
+            _set(delivery, status=Status.DELIVERED, delivered_at=now, last_error="", **common)
+        case Verdict.FAILED:
+            _set(delivery, status=Status.FAILED, last_error=_why(sent, verdict.reason), **common)
+        case Verdict.GONE:
+            _set(delivery, status=Status.FAILED, last_error=_why(sent, verdict.reason), **common)
+            mark_gone(delivery.recipient_id)
+        case _:  # RETRY, and a 401 after both schemes
+            delay = next_attempt_delay(attempts, retry_after=verdict.retry_after)
+            if delay is None:
+                _set(delivery, status=Status.EXPIRED, last_error=_why(sent), **common)
+            else:
+                _set(
+                    delivery,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    last_error=_why(sent, verdict.reason),
+                    **common,
+                )
+                return released
+    return released + _waiters(delivery)
+
+
+def _why(sent: Sent, reason: str = "") -> str:
+    text = sent.error or reason or (f"HTTP {sent.status}" if sent.status else "")
+    if sent.error_code and sent.error_code not in text:
+        text = f"{sent.error_code}: {text}"
+    return text[:500]
+
+
+def _set(delivery: Delivery, **fields) -> None:
+    for name, value in fields.items():
+        setattr(delivery, name, value)
+    Delivery.objects.filter(pk=delivery.pk).update(updated_at=timezone.now(), **fields)
+
+
+def _waiters(delivery: Delivery) -> list[int]:
+    """Deliveries that waited for this one, due now that it is settled."""
+    ids = list(
+        Delivery.objects.filter(waits_for=delivery, status=Status.PENDING).values_list(
+            "pk", flat=True
+        )
+    )
+    if ids:
+        Delivery.objects.filter(pk__in=ids).update(next_attempt_at=timezone.now())
+    return ids
+
+
+def mark_gone(actor_id: int | None) -> None:
+    """A 410 from a remote actor's own inbox: it is gone. Its follows go (nothing more is
+    sent to it) and it is marked, for the operator."""
+    if actor_id is None:
+        return
+    Actor.objects.filter(pk=actor_id, is_local=False).update(gone_at=timezone.now())
+    Follow.objects.filter(Q(follower_id=actor_id) | Q(following_id=actor_id)).delete()
+
+
+# ── operators ──────────────────────────────────────────────────────────────────────────
+
+
+def retry(queryset) -> list[int]:
+    """Send these deliveries again now, whatever they ended as (but delivered ones);
+    returns the ids handed out."""
+    ids = list(queryset.exclude(status=Status.DELIVERED).values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=ids).update(
+        status=Status.PENDING, next_attempt_at=timezone.now(), claimed_until=None
+    )
+    if ids:
+        transaction.on_commit(lambda: jobs.dispatch(DELIVERIES, ids))
+    return ids
+
+
+def cancel(queryset) -> int:
+    """Stop trying: pending and held deliveries become cancelled."""
+    return queryset.filter(status__in=[Status.PENDING, Status.HELD]).update(
+        status=Status.CANCELLED, claimed_until=None
+    )
+
+
+def deliveries_of(activity: Activity):
+    return Delivery.objects.filter(activity=activity).order_by("id")
