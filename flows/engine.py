@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from .effects import post_to_outbox
 from .values import NotJSON, check_json
 
 STEP, WAIT, NOW, ERROR = "step", "wait", "now", "error"
@@ -192,6 +193,14 @@ class Context:
         if not self._live:
             raise self._stop(Blocked(STEP, name))
         return self._run_step(name, fn, args, retries, backoff)
+
+    def send(self, activity: dict[str, Any], *, actor: str) -> str:
+        """Post ``activity`` (or a bare object, wrapped in a Create) through the outbox as
+        the local ``actor`` (its id or name) and return the minted id. A step: it commits
+        with the flow's transaction, and a replay returns the same id and posts nothing."""
+        kind = activity.get("type") if isinstance(activity, dict) else None
+        name = f"send {kind}" if isinstance(kind, str) and kind else "send"
+        return self.step(name[:MAX_TAG_LENGTH].replace("\x00", ""), post_to_outbox, actor, activity)
 
     def now(self) -> datetime:
         """The current time (UTC), logged: a replay sees the time of the first run."""

@@ -39,7 +39,9 @@ def test_a_follow_starts_the_approval_flow_suspended(entry):
     entry.refresh_from_db()
     assert entry.triggers_applied_at is not None
     assert triggers_fired(entry.actor, entry.activity.activity_cid) == {trigger.trigger_cid}
-    assert store.resume(instance.pk, True).value == {"approved": True}
+    result = store.resume(instance.pk, True).value
+    assert result["approved"] is True
+    assert result["sent"].startswith(f"{entry.actor.ap_id}/activities/")  # the Accept
 
 
 @pytest.mark.django_db
