@@ -189,12 +189,13 @@ class Ticker:
 
     TICK = 0.5  # seconds between looks at the clock
 
-    def __init__(self) -> None:
+    def __init__(self, *, start: bool = True) -> None:
         self.pid = os.getpid()
         self.stopped = threading.Event()
         self.swept_at: dict[str, float] = {}
         self.thread = threading.Thread(target=self._run, name="fedsx-ticker", daemon=True)
-        self.thread.start()
+        if start:
+            self.thread.start()
 
     def _run(self) -> None:
         while not self.stopped.wait(self.TICK):
@@ -247,8 +248,14 @@ def stop_in_process() -> None:
 
 def sweep(kind: str) -> tuple[int, bool]:
     """Hand out what is overdue; returns (how many, whether the broker took them all)."""
+    return hand_out(kind, kind_of(kind).overdue())
+
+
+def hand_out(kind: str, ids: list[int]) -> tuple[int, bool]:
+    """Hand out these committed ids from a sweep: run now in process (no broker), or publish
+    them at once, not through the courier (the caller wants to know if the broker took
+    them)."""
     job = kind_of(kind)
-    ids = job.overdue()
     if not ids:
         return 0, True
     if runs_in_process():

@@ -2,8 +2,9 @@
 local recipient, with the projections it implies, in one transaction.
 
 Appending is idempotent: a repeat delivery finds the stored activity and its entries and
-adds nothing. Triggers are not run here: ``post_save`` fires for each new entry and the
-triggers app defers its work to after the commit.
+adds nothing. Triggers are not run here: each append that created entries sends
+``fedsx.signals.inbox_appended`` once, and the triggers app defers its work to after the
+commit.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import orjson
 import psycopg
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
-from django.db.models.signals import post_save
 from django.utils import timezone
 
 from .cid import activity_cid
 from .models import Activity, Actor, Follow, InboxEntry
 from .projections import PROJECTIONS, update_projections
+from .signals import inbox_appended
 from .vocab import addressed_ids, id_of
 
 FOLLOWING = Follow.State.ACCEPTED.value  # the follows whose followers get the activity
@@ -75,7 +76,7 @@ def append_inbox(
         # The common case, one statement in its own transaction: a single round trip.
         result = _try_one_statement(record, recipients)
         if result is not None:
-            return result
+            return _announced(result)
     with transaction.atomic():
         result = None
         if on_postgres:
@@ -86,6 +87,12 @@ def append_inbox(
             result = _append_with_orm(record, recipients)
         if result.created:
             update_projections(activity)
+        return _announced(result)
+
+
+def _announced(result: AppendResult) -> AppendResult:
+    if result.entries:
+        inbox_appended.send(sender=InboxEntry, entries=result.entries, using=connection.alias)
     return result
 
 
@@ -150,7 +157,7 @@ def _append_entry(actor: Actor, activity: Activity) -> InboxEntry | None:
     if seq is None:  # the actor was deleted since it was looked up
         return None
     entry = InboxEntry(actor=actor, activity=activity, seq=seq)
-    entry.save(force_insert=True)  # post_save fires: the triggers app hooks on_commit there
+    entry.save(force_insert=True)
     return entry
 
 
@@ -325,13 +332,4 @@ def _append_in_one_statement(
         entry._state.adding = False
         if entry.actor_id in known:
             entry.actor = known[entry.actor_id]
-        # What Model.save() would have sent: the triggers app hooks its on_commit here.
-        post_save.send(
-            sender=InboxEntry,
-            instance=entry,
-            created=True,
-            raw=False,
-            using=connection.alias,
-            update_fields=None,
-        )
     return AppendResult(record, entries, created)

@@ -1,9 +1,8 @@
 import pytest
 from rest_framework.test import APIClient
 
-from fedsx import blocks, fetch, inbox, keys
+from fedsx import blocks, fetch, inbox, jobs, keys
 from fedsx.actors import create_local_actor
-from triggers.enqueue import cancel_retry_sweep
 from triggers.registry import forget_index
 
 
@@ -17,7 +16,7 @@ def _fresh_process_caches():
     inbox._local_actors.clear()
     forget_index()
     yield
-    cancel_retry_sweep()  # a retry sweep a test caused must not run in a later test
+    jobs.stop_in_process()  # in-process work a test started must not run in a later test
     keys.forget()
     fetch.forget_unreachable()
     blocks._invalidate()

@@ -8,12 +8,13 @@ class TriggersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from fedsx.models import InboxEntry
+        from fedsx.signals import inbox_appended
 
-        from .enqueue import entry_created
+        from . import enqueue
         from .models import Trigger, registry_changed
 
-        post_save.connect(entry_created, sender=InboxEntry, dispatch_uid="triggers.entry_created")
+        enqueue.register()  # trigger application is a job kind (fedsx/jobs.py)
+        inbox_appended.connect(enqueue.entries_appended, dispatch_uid="triggers.entries")
         # Every process rebuilds its trigger index when the registry version moved.
         post_save.connect(registry_changed, sender=Trigger, dispatch_uid="triggers.saved")
         post_delete.connect(registry_changed, sender=Trigger, dispatch_uid="triggers.deleted")

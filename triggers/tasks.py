@@ -1,6 +1,6 @@
 """Celery tasks of the triggers app (found by ``app.autodiscover_tasks()``).
 
-Both are acks-late (a message is removed from the broker only after the task finished, so
+It is acks-late (a message is removed from the broker only after the task finished, so
 a killed worker's batch is delivered again) and idempotent by construction.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import DatabaseError, InterfaceError, close_old_connections
 
-from . import pipeline, sweeper
+from . import pipeline
 
 # After this many failed attempts a batch is applied entry by entry, each in its own
 # transaction: a database error that is not passing (an entry the database refuses) then
@@ -37,11 +37,3 @@ def apply_triggers(self, *entry_ids: int) -> int:
     if self.request.retries >= ISOLATE_AFTER_RETRIES:
         return pipeline.apply_entries_isolated(entry_ids)
     return pipeline.apply_entries(entry_ids)
-
-
-@shared_task(name="triggers.sweep", ignore_result=True)
-def sweep() -> int:
-    """Periodic (celery beat): re-enqueue entries left unapplied for SWEEP_AFTER_SECONDS."""
-    close_old_connections()
-    count, _ = sweeper.sweep()
-    return count

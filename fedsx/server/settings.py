@@ -170,7 +170,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The sweepers: re-enqueue inbox entries whose triggers were not applied in time, and hand
 # out deliveries whose retry fell due (at FEDSX DELIVERY_SWEEP_SECONDS' default).
 CELERY_BEAT_SCHEDULE = {
-    "triggers-sweep": {"task": "triggers.sweep", "schedule": 30.0},
+    "triggers-sweep": {"task": "fedsx.sweep", "schedule": 30.0, "args": ("triggers",)},
     "deliveries-sweep": {"task": "fedsx.sweep", "schedule": 2.0, "args": ("deliveries",)},
 }
 # Keep worker database connections between tasks (Celery's Django fixup closes them after

@@ -6,6 +6,7 @@ import pytest
 
 from fedsx.cid import activity_cid
 from fedsx.models import Activity, Actor, InboxEntry
+from fedsx.signals import inbox_appended
 from triggers.models import Trigger
 
 from . import testflows  # noqa: F401  (registers test.done and test.crash)
@@ -38,12 +39,15 @@ def store_activity(payload: dict) -> Activity:
 
 
 def append(recipient: Actor, payload: dict) -> InboxEntry:
-    """What the kernel's append does, reduced to the rows the pipeline reads."""
+    """What the kernel's append does, reduced to the rows the pipeline reads and the
+    announcement the triggers app listens to."""
     activity = Activity.objects.filter(activity_cid=activity_cid(payload)).first()
     activity = activity or store_activity(payload)
     recipient.inbox_seq += 1
     recipient.save(update_fields=["inbox_seq"])
-    return InboxEntry.objects.create(actor=recipient, seq=recipient.inbox_seq, activity=activity)
+    entry = InboxEntry.objects.create(actor=recipient, seq=recipient.inbox_seq, activity=activity)
+    inbox_appended.send(sender=InboxEntry, entries=[entry], using="default")
+    return entry
 
 
 def add_trigger(**fields) -> Trigger:

@@ -195,11 +195,16 @@ def test_post_commit_wiring_applies_after_commit_and_never_on_rollback(demo):
 
 @pytest.mark.django_db(transaction=True)
 def test_one_transaction_one_dispatch_for_all_its_entries(demo, bob, monkeypatch):
-    from triggers import enqueue
+    from fedsx import jobs
 
     batches = []
-    real = enqueue.dispatch
-    monkeypatch.setattr(enqueue, "dispatch", lambda ids: batches.append(list(ids)) or real(ids))
+    real = jobs.dispatch
+
+    def recording(kind, ids):
+        batches.append(list(ids))
+        real(kind, ids)
+
+    monkeypatch.setattr(jobs, "dispatch", recording)
     add_trigger()
     payload = follow()
     with transaction.atomic():
@@ -296,12 +301,12 @@ def test_one_entry_that_raises_does_not_hold_back_its_batch(demo, settings, capl
 
 
 @pytest.mark.django_db
-def test_embedded_mode_sweeps_in_process_at_most_once_per_interval(demo, settings, monkeypatch):
+def test_embedded_mode_sweeps_in_process_at_most_once_per_interval(demo, settings):
     from datetime import timedelta
 
     from django.utils import timezone
 
-    from triggers import enqueue
+    from fedsx import jobs
 
     settings.FEDSX = {"BASE_URL": "http://testserver", "SWEEP_AFTER_SECONDS": 60}
     add_trigger()
@@ -317,15 +322,15 @@ def test_embedded_mode_sweeps_in_process_at_most_once_per_interval(demo, setting
         entry.refresh_from_db()
         return entry.triggers_applied_at is not None
 
-    monkeypatch.setattr(enqueue, "_swept_at", float("-inf"))
+    ticker = jobs.Ticker(start=False)  # celery beat's stand-in, ticked by hand
     missed = left_behind()
-    enqueue.run_in_process([append(demo, follow()).pk])
+    ticker.tick()
     assert applied(missed)
     missed = left_behind()
-    enqueue.run_in_process([append(demo, follow()).pk])
+    ticker.tick()
     assert not applied(missed)  # swept less than SWEEP_AFTER_SECONDS ago
-    monkeypatch.setattr(enqueue, "_swept_at", enqueue._swept_at - 61)
-    enqueue.run_in_process([append(demo, follow()).pk])
+    ticker.swept_at["triggers"] -= 61
+    ticker.tick()
     assert applied(missed)
 
 
@@ -333,23 +338,23 @@ def test_embedded_mode_sweeps_in_process_at_most_once_per_interval(demo, setting
 def test_a_host_without_a_broker_applies_in_process(demo, monkeypatch):
     # A host project with no Celery configuration at all: not eager, no broker URL. Celery
     # would publish to amqp://localhost, where no worker listens; fedsx applies in process.
-    from triggers import enqueue
+    from fedsx import jobs
     from triggers.tasks import apply_triggers
 
     conf = apply_triggers.app.conf
     monkeypatch.setitem(conf, "task_always_eager", False)
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     monkeypatch.setitem(conf, "broker_url", None)
-    assert enqueue.runs_in_process()
+    assert jobs.runs_in_process()
     add_trigger()
     entry = append(demo, follow())
     assert Firing.objects.filter(inbox_entry=entry).count() == 1
     # with a broker it hands entries to the courier instead, however the URL is given
     monkeypatch.setitem(conf, "broker_write_url", "redis://127.0.0.1:6379/15")
-    assert not enqueue.runs_in_process()
+    assert not jobs.runs_in_process()
     monkeypatch.setitem(conf, "broker_write_url", None)
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
-    assert not enqueue.runs_in_process()
+    assert not jobs.runs_in_process()
 
 
 @pytest.mark.django_db
@@ -430,9 +435,10 @@ def test_embedded_mode_retries_a_failed_entry_without_waiting_for_another(
 ):
     import time
 
-    from triggers import enqueue, pipeline
+    from triggers import pipeline
 
-    settings.FEDSX = {**settings.FEDSX, "SWEEP_AFTER_SECONDS": 0.2}
+    # The embedded node as served: its ticker thread sweeps in celery beat's place.
+    settings.FEDSX = {**settings.FEDSX, "SWEEP_AFTER_SECONDS": 0.2, "JOBS_IN_PROCESS_THREADS": True}
     add_trigger(flow_name="test.done")
     real, calls = pipeline.apply_entries, []
 
@@ -443,7 +449,6 @@ def test_embedded_mode_retries_a_failed_entry_without_waiting_for_another(
         return real(entry_ids, **kwargs)
 
     monkeypatch.setattr(pipeline, "apply_entries", failing_once)
-    monkeypatch.setattr(enqueue, "_swept_at", time.monotonic())  # no sweep on this call
     with transaction.atomic():
         entry = append(demo, follow())  # applied in process after the commit: it fails
     assert len(calls) == 1
