@@ -8,6 +8,9 @@ class FedsxConfig(AppConfig):
 
     def ready(self) -> None:
         # Connect the signals that keep the per-process caches honest.
-        from . import blocks, delivery, inbox  # noqa: F401
+        from django.core.signals import request_started
+
+        from . import blocks, delivery, inbox, jobs  # noqa: F401
 
         delivery.register()  # deliveries are a job kind (fedsx/jobs.py)
+        request_started.connect(jobs.on_request_started, dispatch_uid="fedsx.jobs.serving")

@@ -17,7 +17,9 @@ that finds what is overdue. ``after_commit(kind, ids)`` is all an app calls:
   runs in process after the commit: inline for kinds that must be done when the request
   ends (triggers), on a background thread for kinds that must never hold a request
   (deliveries). A *ticker* thread stands in for celery beat and runs each kind's sweep at
-  its interval, so retries and timers fire on a quiet node too.
+  its interval, so retries and timers fire on a quiet node too. Threads and ticker run only
+  in a serving process (``serving()``); a management command does its work inline before
+  it exits (``manage.py follow`` has sent its Follow when it returns).
 
 Nothing is lost when the broker is down or a process dies before its courier published:
 the rows are still due, and the next sweep hands them out. Every kind's work is idempotent
@@ -140,7 +142,28 @@ def runs_in_process() -> bool:
 
 
 def threads_allowed() -> bool:
-    return bool(fedsx_settings.JOBS_IN_PROCESS_THREADS)
+    """May in-process work use background threads? Only in a process that serves (a short
+    command would exit under them: its work runs inline instead, before it exits)."""
+    return _serving and bool(fedsx_settings.JOBS_IN_PROCESS_THREADS)
+
+
+_serving = False
+
+
+def serving() -> None:
+    """Mark this process as long-lived (it serves requests): in-process work that must not
+    hold a request goes to background threads, and with no broker the ticker sweeps in
+    celery beat's place, so retries fire on a quiet node. The node's WSGI module calls it
+    at start; in a host project the first request does (``request_started``)."""
+    global _serving
+    _serving = True
+    if threads_allowed() and runs_in_process():
+        ticker()
+
+
+def on_request_started(sender: Any = None, **kwargs: Any) -> None:
+    if not _serving:
+        serving()
 
 
 # ── in process (the embedded node) ────────────────────────────────────────────────────
@@ -299,23 +322,38 @@ class Courier:
         self.pid = os.getpid()
         self.interval = interval
         self.published_at = float("-inf")
+        # Batches put and not yet published, those in the thread's hands included: the exit
+        # flush waits for them, or a short-lived process (a management command) would exit
+        # while its courier is publishing and lose the batch.
+        self.outstanding = 0
+        self.settled = threading.Condition()
         self.thread = threading.Thread(target=self._run, name="fedsx-courier")
         self.thread.daemon = True  # never holds a process open; atexit drains what is left
         self.thread.start()
 
     def put(self, kind: str, ids: list[int]) -> None:
+        with self.settled:
+            self.outstanding += 1
         self.queue.put((kind, ids))
+
+    def _published(self, count: int) -> None:
+        with self.settled:
+            self.outstanding -= count
+            self.settled.notify_all()
 
     def _run(self) -> None:
         while True:
             # Wait out the interval first, with nothing in hand: ids arriving meanwhile
             # stay queued (where an exiting process's flush finds them) and join one task.
             time.sleep(max(0.0, self.published_at + self.interval - time.monotonic()))
-            first = self.queue.get()
-            batches = self._drain([first])
+            got = [self.queue.get()]
+            batches = self._drain(got)
             self.published_at = time.monotonic()
-            for kind, ids in batches.items():
-                publish(kind_of(kind), ids)
+            try:
+                for kind, ids in batches.items():
+                    publish(kind_of(kind), ids)
+            finally:
+                self._published(len(got))
 
     def _drain(self, got: list[tuple[str, list[int]]]) -> dict[str, list[int]]:
         """What is in hand plus whatever else is queued already (no waiting), by kind."""
@@ -329,10 +367,15 @@ class Courier:
             batches.setdefault(kind, []).extend(ids)
         return batches
 
-    def flush(self) -> None:
-        """Publish what is still queued, from the calling thread (at exit)."""
-        for kind, ids in self._drain([]).items():
+    def flush(self, wait: float = 10.0) -> None:
+        """Publish what is still queued, from the calling thread, and wait (at most ``wait``
+        seconds) for what the courier thread has in hand (at exit)."""
+        got: list[tuple[str, list[int]]] = []
+        for kind, ids in self._drain(got).items():
             publish(kind_of(kind), ids)
+        self._published(len(got))
+        with self.settled:
+            self.settled.wait_for(lambda: self.outstanding <= 0, timeout=wait)
 
 
 _courier: Courier | None = None

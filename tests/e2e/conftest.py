@@ -16,7 +16,17 @@ from django.db import connection
 
 from fedsx.actors import create_local_actor
 
-from .services import ROOT, Node, RedisServer, Sender, Worker, free_port
+from .services import (
+    ROOT,
+    Database,
+    FederatedNode,
+    Node,
+    RedisServer,
+    Sender,
+    Worker,
+    free_port,
+    manage,
+)
 
 
 def pytest_collection_modifyitems(items):
@@ -112,3 +122,35 @@ def sender(services_available):
     alice = Sender()
     yield alice
     alice.client.close()
+
+
+@pytest.fixture
+def two_nodes(services_available, base_env, redis, log_dir):
+    """Nodes A and B, each with its own database (made from one migrated template), its
+    own gunicorn and worker and its own broker database, allowed to reach each other."""
+    admin = base_env["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
+    template = Database(admin, "fedsx_e2e_template")
+    template.create()
+    result = manage({**base_env, "DATABASE_URL": template.url}, "migrate", "--noinput")
+    assert result.returncode == 0, result.stderr
+    ports = [free_port(), free_port()]
+    allow = ",".join(f"127.0.0.1:{port}" for port in ports)
+    nodes = []
+    try:
+        for index, (name, port) in enumerate(zip("ab", ports, strict=True)):
+            db = Database(admin, f"fedsx_e2e_{name}")
+            db.create(template=template.name)
+            env = {
+                **base_env,
+                "CELERY_BROKER_URL": redis.url.rsplit("/", 1)[0] + f"/{index + 1}",
+                "FEDSX_FETCH_ALLOWLIST": allow,
+            }
+            node = FederatedNode(name, db, env, log_dir, port)
+            nodes.append(node)
+            node.start()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+            node.db.drop()
+        template.drop()

@@ -198,11 +198,14 @@ class Worker(Process):
             raise AssertionError(f"celery worker exited:\n{self.output()}")
 
 
-def manage(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def manage(
+    env: dict, *args: str, timeout: float = 60, input_text: str | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
+        input=input_text,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -254,3 +257,111 @@ class Sender:
     def post(self, inbox_url: str, activity: dict) -> httpx.Response:
         _, body, headers = self.signed(inbox_url, activity)
         return self.client.post(inbox_url, content=body, headers=headers)
+
+
+class Beat(Process):
+    """celery beat with the node's schedule (the sweeps), its state file in the log dir."""
+
+    def __init__(self, env: dict, log_dir: Path, app: str = "fedsx.server.celery"):
+        argv = [
+            str(BIN / "celery"),
+            "-A",
+            app,
+            "beat",
+            "--loglevel=INFO",
+            "--schedule",
+            str(log_dir / f"beat-{free_port()}"),
+        ]
+        super().__init__("celery-beat", argv, env, log_dir)
+
+    def start(self) -> None:
+        super().start()
+        wait_until(lambda: "beat: Starting" in self.output() or not self.running, 30, "celery beat")
+        if not self.running:
+            raise AssertionError(f"celery beat exited:\n{self.output()}")
+
+
+class Database:
+    """A Postgres database of one node's own, made from a migrated template."""
+
+    def __init__(self, admin_url: str, name: str):
+        self.admin_url, self.name = admin_url, name
+        base = admin_url.rsplit("/", 1)[0]
+        self.url = f"{base}/{name}"
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql)
+
+    def create(self, template: str | None = None) -> None:
+        self.drop()
+        suffix = f" TEMPLATE {template}" if template else ""
+        self._admin(f"CREATE DATABASE {self.name}{suffix}")
+
+    def drop(self) -> None:
+        self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+    def rows(self, sql: str, *params) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def value(self, sql: str, *params):
+        rows = self.rows(sql, *params)
+        return rows[0][0] if rows else None
+
+
+class FederatedNode:
+    """One whole fedsx node: its own database, gunicorn and Celery worker, and a demo actor,
+    on a port of its own; the allowlist lets it reach the other nodes on loopback."""
+
+    def __init__(self, name: str, db: Database, env: dict, log_dir: Path, port: int):
+        self.name, self.db, self.port = name, db, port
+        self.log_dir = log_dir / name
+        self.log_dir.mkdir(exist_ok=True)
+        self.env = {
+            **env,
+            "DATABASE_URL": db.url,
+            "FEDSX_BASE_URL": f"http://127.0.0.1:{port}",
+            "FEDSX_DATA_DIR": str(self.log_dir),
+        }
+        self.server = Node(self.env, self.log_dir, port)
+        self.worker = Worker(self.env, self.log_dir, app="fedsx.server.celery")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def demo(self) -> str:
+        return f"{self.base_url}/actors/demo"
+
+    def manage(
+        self, *args: str, timeout: float = 60, input_text: str | None = None
+    ) -> subprocess.CompletedProcess:
+        result = manage(self.env, *args, timeout=timeout, input_text=input_text)
+        assert result.returncode == 0, f"{self.name}: manage.py {args}: {result.stderr}"
+        return result
+
+    def start(self) -> None:
+        self.manage("create_actor", "demo")
+        self.manage("flows", "register")
+        self.server.start()
+        self.worker.start()
+
+    def stop(self) -> None:
+        for process in (self.worker, self.server):
+            process.stop()
+
+    def inbox(self) -> list[tuple[int, str, str]]:
+        """(seq, type, activity id) of the demo actor's inbox, in order."""
+        return self.db.rows(
+            "SELECT e.seq, a.type, a.ap_id FROM fedsx_inboxentry e"
+            " JOIN fedsx_activity a ON a.id = e.activity_id"
+            " JOIN fedsx_actor r ON r.id = e.actor_id"
+            " WHERE r.ap_id = %s ORDER BY e.seq",
+            self.demo,
+        )

@@ -49,3 +49,23 @@ def test_entries_waiting_for_the_interval_are_published_by_the_exit_flush(monkey
     time.sleep(0.05)  # the courier is waiting out its interval: [2] must not be in its hands
     courier.flush()  # what atexit runs
     assert batches == [[1], [2]]
+
+
+def test_the_exit_flush_waits_for_the_batch_the_courier_is_publishing(monkeypatch):
+    # A management command exits right after its commit: the batch its courier is
+    # publishing at that moment must not be lost with the daemon thread.
+    started, release, done = threading.Event(), threading.Event(), []
+
+    def slow_publish(kind: jobs.JobKind, ids: list[int]) -> bool:
+        started.set()
+        release.wait(5)
+        done.append(list(ids))
+        return True
+
+    monkeypatch.setattr(jobs, "publish", slow_publish)
+    courier = jobs.Courier(interval=0.0)
+    courier.put("triggers", [7])
+    assert started.wait(5)  # in the courier thread's hands, no longer queued
+    threading.Timer(0.3, release.set).start()
+    courier.flush()
+    assert done == [[7]]

@@ -435,10 +435,12 @@ def test_embedded_mode_retries_a_failed_entry_without_waiting_for_another(
 ):
     import time
 
+    from fedsx import jobs
     from triggers import pipeline
 
     # The embedded node as served: its ticker thread sweeps in celery beat's place.
     settings.FEDSX = {**settings.FEDSX, "SWEEP_AFTER_SECONDS": 0.2, "JOBS_IN_PROCESS_THREADS": True}
+    monkeypatch.setattr(jobs, "_serving", True)
     add_trigger(flow_name="test.done")
     real, calls = pipeline.apply_entries, []
 
