@@ -27,8 +27,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import client, hosts, jobs, media
+from .client import FetchError
 from .conf import fedsx_settings
-from .fetch import FetchError
 from .httpsig import other_scheme, sign_request
 from .models import Activity, Actor, Delivery, Follow, Host
 from .outbox import DELIVERIES

@@ -9,12 +9,12 @@ from .models import Actor
 
 
 def actor_document(actor: Actor) -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "@context": [media.AS_CONTEXT, media.SECURITY_CONTEXT],
         "id": actor.ap_id,
         "type": actor.actor_type,
-        "preferredUsername": actor.username,
-        "name": actor.name or actor.username,
+        "preferredUsername": actor.preferred_username,
+        "name": actor.name or actor.preferred_username,
         "summary": actor.summary,
         "url": actor.ap_id,
         "inbox": actor.inbox_url,
@@ -29,11 +29,17 @@ def actor_document(actor: Actor) -> dict[str, Any]:
             "publicKeyPem": actor.public_key_pem,
         },
     }
+    if actor.is_instance:
+        # As Mastodon's instance actor: no one follows the node itself (it approves no
+        # one) and it has no follow collections.
+        del document["followers"], document["following"]
+        document["manuallyApprovesFollowers"] = True
+    return document
 
 
 def webfinger_document(actor: Actor) -> dict[str, Any]:
     return {
-        "subject": f"acct:{actor.username}@{actor.domain}",
+        "subject": f"acct:{actor.preferred_username}@{actor.domain}",
         "aliases": [actor.ap_id],
         "links": [
             {"rel": "self", "type": media.ACTIVITY_JSON, "href": actor.ap_id},

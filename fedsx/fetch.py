@@ -1,57 +1,30 @@
-"""Fetching remote ActivityPub documents (actors, keys) safely.
+"""Fetching remote ActivityPub documents (actors, keys, WebFinger) safely: ``fetch_json``.
 
-Every fetch is bounded (timeout, size, redirects) and guarded against SSRF: a keyId is
-chosen by whoever sends us a request, so its host is resolved here and refused when any
-address is loopback, private, link-local, reserved or a cloud metadata service, unless
-the host is in ``FETCH_ALLOWLIST``. The connection then goes to the address that was
-checked (the host name is kept for the Host header and TLS), so a DNS answer that changes
-between the check and the connect cannot reach an internal address.
+Every fetch goes through the guarded client (``fedsx.client.get``: the SSRF check where the
+connection is made, pooled connections, signed as the instance actor) and is bounded here:
+one deadline for the whole fetch, a size cap, and redirects followed a few times on the
+host first asked, each hop a request of its own through the same guard. A keyId is chosen
+by whoever sends us a request, so none of this may be left to the server we ask.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import orjson
 
-from . import media
+from . import client, media
+from .client import ConnectFailed, FetchError
 from .conf import fedsx_settings
 from .models import host_of
 
-USER_AGENT = "fedsx/0.1 (+https://github.com/fedsx/fedsx)"
+__all__ = ["ACCEPT", "FetchError", "connection_point", "fetch_json", "forget_unreachable"]
+
 ACCEPT = f"{media.ACTIVITY_JSON}, {media.LD_JSON_AS}"
-METADATA_ADDRESSES = {
-    ipaddress.ip_address("169.254.169.254"),
-    ipaddress.ip_address("fd00:ec2::254"),
-    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud metadata
-}
-
-
-class FetchError(Exception):
-    """A fetch that did not give a document. ``temporary`` failures deserve a retry."""
-
-    def __init__(self, code: str, detail: str, *, temporary: bool = False, gone: bool = False):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.temporary = temporary
-        self.gone = gone
-
-
-@dataclass(frozen=True)
-class Target:
-    url: str
-    host: str
-    port: int
-    address: str
-
 
 # Where a connection could not be made lately: (scheme, host as written, port) → until when
 # it is not tried again. A dead or unresolvable server then costs one attempt (up to
@@ -64,19 +37,19 @@ _unreachable_lock = threading.Lock()
 UNREACHABLE_MAX_ENTRIES = 10_000
 
 
-def _connect_key(url: str) -> tuple[str, str, int] | None:
-    try:
-        return connection_point(url)
-    except ValueError:
-        return None
-
-
 def connection_point(url: str) -> tuple[str, str, int]:
     """(scheme, lower-case host as written, port) a fetch of ``url`` connects to; raises
     ValueError for a URL that has none (a bad port)."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _connect_key(url: str) -> tuple[str, str, int] | None:
+    try:
+        return connection_point(url)
+    except ValueError:
+        return None
 
 
 def _refuse_if_recently_unreachable(key: tuple[str, str, int] | None) -> None:
@@ -101,75 +74,34 @@ def forget_unreachable() -> None:
         _unreachable.clear()
 
 
-def allowlist() -> set[str]:
-    return {h.strip().lower() for h in fedsx_settings.FETCH_ALLOWLIST.split(",") if h.strip()}
+def fetch_json(url: str) -> dict[str, Any]:
+    """GET an ActivityPub document; raises FetchError (temporary, gone or permanent).
 
-
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
-SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
-SITE_LOCAL = ipaddress.ip_network("fec0::/10")
-
-
-def is_internal(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            return is_internal(str(embedded))
-        if ip in SITE_LOCAL:
-            return True
-    # is_global is False for loopback, private, link-local, reserved, shared (CGNAT) and
-    # unspecified ranges; multicast can be "global" and is never a document server.
-    return ip in METADATA_ADDRESSES or not ip.is_global or ip.is_multicast
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one reaches: mapped, compatible, NAT64 or 6to4."""
-    if ip.ipv4_mapped:
-        return ip.ipv4_mapped
-    if ip in NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if ip in SIX_TO_FOUR:
-        return ip.sixtofour
-    if int(ip) >> 32 == 0 and int(ip) > 1:  # ::a.b.c.d, IPv4-compatible (deprecated)
-        return ipaddress.IPv4Address(int(ip))
-    return None
-
-
-def resolve_target(url: str) -> Target:
-    """Check a URL and pick the address to connect to; raises FetchError("refused_url")."""
-    try:
-        scheme, host, port = connection_point(url)
-    except ValueError:
-        raise FetchError("refused_url", "not a valid URL") from None
-    parts = urlsplit(url)
-    if scheme not in {"http", "https"} or not host:
-        raise FetchError("refused_url", "only http(s) URLs with a host are fetched")
-    if parts.username or parts.password:
-        raise FetchError("refused_url", "URLs with credentials are not fetched")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        raise FetchError("unresolvable", f"cannot resolve {host}", temporary=True) from None
-    addresses = [info[4][0] for info in infos]
-    allowed = host in allowlist() or f"{host}:{port}" in allowlist()
-    if not allowed and any(is_internal(a) for a in addresses):
-        raise FetchError("refused_url", f"{host} resolves to an internal address")
-    return Target(url=url, host=host, port=port, address=addresses[0])
-
-
-def _pinned_request(client: httpx.Client, target: Target) -> httpx.Request:
-    parts = urlsplit(target.url)
-    address = f"[{target.address}]" if ":" in target.address else target.address
-    netloc = f"{address}:{target.port}"
-    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    host_header = parts.netloc.rsplit("@", 1)[-1]
-    return client.build_request(
-        "GET",
-        pinned,
-        headers={"Host": host_header, "Accept": ACCEPT, "User-Agent": USER_AGENT},
-        extensions={"sni_hostname": target.host},
-    )
+    The whole fetch, redirects included, has FETCH_TIMEOUT_SECONDS; redirects may not leave
+    the host first asked: a document is only believed about its own host.
+    """
+    deadline = time.monotonic() + fedsx_settings.FETCH_TIMEOUT_SECONDS
+    origin = host_of(url)
+    for _ in range(fedsx_settings.FETCH_MAX_REDIRECTS + 1):
+        if host_of(url) != origin:
+            raise FetchError("refused_url", "a redirect to another host is not followed")
+        where = _connect_key(url)
+        _refuse_if_recently_unreachable(where)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError("timeout", "the document took too long", temporary=True)
+        try:
+            with client.get(url, accept=ACCEPT, timeout=remaining) as response:
+                if response.is_redirect and "location" in response.headers:
+                    url = urljoin(url, response.headers["location"])
+                    continue
+                _raise_for_status(response)
+                body = _read_capped(response, fedsx_settings.FETCH_MAX_BYTES, deadline)
+        except ConnectFailed:
+            _mark_unreachable(where)
+            raise
+        return _parse_document(body)
+    raise FetchError("too_many_redirects", "too many redirects")
 
 
 def _read_capped(response: httpx.Response, limit: int, deadline: float) -> bytes:
@@ -185,52 +117,6 @@ def _read_capped(response: httpx.Response, limit: int, deadline: float) -> bytes
             raise FetchError("timeout", "the document took too long", temporary=True)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def fetch_json(url: str) -> dict[str, Any]:
-    """GET an ActivityPub document; raises FetchError (temporary, gone or permanent).
-
-    The whole fetch, redirects included, has FETCH_TIMEOUT_SECONDS; redirects may not leave
-    the host first asked: a document is only believed about its own host.
-    """
-    timeout = fedsx_settings.FETCH_TIMEOUT_SECONDS
-    deadline = time.monotonic() + timeout
-    origin = host_of(url)
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-        for _ in range(fedsx_settings.FETCH_MAX_REDIRECTS + 1):
-            if host_of(url) != origin:
-                raise FetchError("refused_url", "a redirect to another host is not followed")
-            where = _connect_key(url)
-            _refuse_if_recently_unreachable(where)
-            try:
-                target = resolve_target(url)
-            except FetchError as exc:
-                if exc.code == "unresolvable":
-                    _mark_unreachable(where)
-                raise
-            try:
-                response = client.send(_pinned_request(client, target), stream=True)
-                try:
-                    if response.is_redirect and "location" in response.headers:
-                        url = urljoin(url, response.headers["location"])
-                        continue
-                    _raise_for_status(response)
-                    body = _read_capped(response, fedsx_settings.FETCH_MAX_BYTES, deadline)
-                finally:
-                    response.close()
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                _mark_unreachable(where)
-                raise FetchError(
-                    "unreachable", f"{target.host}: {type(exc).__name__}", temporary=True
-                ) from None
-            except httpx.TimeoutException:
-                raise FetchError("timeout", f"{target.host} timed out", temporary=True) from None
-            except httpx.HTTPError as exc:
-                raise FetchError(
-                    "unreachable", f"{target.host}: {type(exc).__name__}", temporary=True
-                ) from None
-            return _parse_document(body)
-    raise FetchError("too_many_redirects", "too many redirects")
 
 
 def _raise_for_status(response: httpx.Response) -> None:

@@ -18,8 +18,9 @@ from urllib.parse import urldefrag
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .client import FetchError
 from .conf import fedsx_settings
-from .fetch import FetchError, fetch_json
+from .fetch import fetch_json
 from .httpsig import SignatureError, load_public_key
 from .models import Actor, host_of
 

@@ -63,6 +63,18 @@ def local_actor_id(username: str) -> str:
     return f"{fedsx_settings.BASE_URL}/actors/{username}"
 
 
+# The instance actor (the node itself, which signs the node's GETs: fedsx.actors) is the one
+# local actor without a username. No user can have it (validate_username refuses ""), no
+# /actors/<name> URL can name it, and the unique local username keeps it single.
+INSTANCE_USERNAME = ""
+
+
+def instance_actor_id() -> str:
+    """``<BASE_URL>/actor``, where Mastodon serves its own: outside /actors/, so no user's
+    name can ever collide with it."""
+    return f"{fedsx_settings.BASE_URL}/actor"
+
+
 class Actor(models.Model):
     """A local actor (we hold its private key) or a remote one we have seen or fetched."""
 
@@ -107,23 +119,43 @@ class Actor(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.is_instance:
+            return f"{self.domain} (instance actor)"
         return f"{self.username or '?'}@{self.domain}"
 
     @property
+    def is_instance(self) -> bool:
+        """The node's own actor, not a user (see INSTANCE_USERNAME)."""
+        return self.is_local and self.username == INSTANCE_USERNAME
+
+    @property
+    def preferred_username(self) -> str:
+        # The instance actor is named after the node, as Mastodon's: acct:<domain>@<domain>.
+        return self.domain if self.is_instance else self.username
+
+    @property
     def handle(self) -> str:
-        return f"@{self.username}@{self.domain}"
+        return f"@{self.preferred_username}@{self.domain}"
 
     def set_local_urls(self) -> None:
         """(Re)derive a local actor's ids from FEDSX BASE_URL."""
         base = fedsx_settings.BASE_URL
-        self.ap_id = local_actor_id(self.username)
+        instance = self.is_instance
+        self.ap_id = instance_actor_id() if instance else local_actor_id(self.username)
         self.domain = host_of(base)
         self.inbox_url = f"{self.ap_id}/inbox"
         self.outbox_url = f"{self.ap_id}/outbox"
-        self.followers_url = f"{self.ap_id}/followers"
-        self.following_url = f"{self.ap_id}/following"
+        # The node itself follows no one and is followed by no one: no such collections.
+        self.followers_url = "" if instance else f"{self.ap_id}/followers"
+        self.following_url = "" if instance else f"{self.ap_id}/following"
         self.shared_inbox_url = f"{base}/inbox"
         self.key_id = f"{self.ap_id}#main-key"
+
+
+def local_users() -> models.QuerySet[Actor]:
+    """The node's users: its local actors but the instance actor, which is the node itself
+    (not listed, not counted, never posting)."""
+    return Actor.objects.filter(is_local=True).exclude(username=INSTANCE_USERNAME)
 
 
 class Activity(models.Model):

@@ -89,11 +89,16 @@ def _local_actor(actor: Actor | str) -> Actor:
     if isinstance(actor, Actor):
         if not actor.is_local:
             raise refused("not_local", f"{actor.ap_id} is not a local actor: only those post")
-        return actor
-    lookup = {"ap_id": actor} if actor.startswith(("https://", "http://")) else {"username": actor}
-    found = Actor.objects.filter(is_local=True, **lookup).first()
-    if found is None:
-        raise refused("unknown_actor", f"no local actor named {actor!r}")
+        found = actor
+    else:
+        is_url = actor.startswith(("https://", "http://"))
+        lookup = {"ap_id": actor} if is_url else {"username": actor}
+        found = Actor.objects.filter(is_local=True, **lookup).first()
+        if found is None:
+            raise refused("unknown_actor", f"no local actor named {actor!r}")
+    if found.is_instance:
+        # Its key signs the node's fetches; what it would post nobody follows it to see.
+        raise refused("instance_actor", f"{found.ap_id} is the node itself: it posts nothing")
     return found
 
 

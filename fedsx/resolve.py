@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from .client import FetchError, allowlist
 from .conf import fedsx_settings
-from .fetch import FetchError, allowlist, fetch_json
+from .fetch import fetch_json
 from .keys import KeyUnavailable, key_in_document, store_actor
 from .models import Actor, host_of
 

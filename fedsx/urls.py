@@ -9,9 +9,14 @@ urlpatterns = [
     # The inbox first: nearly every request a node gets is a delivery.
     path("inbox", InboxView.as_view(), name="shared-inbox"),
     path("actors/<str:name>/inbox", InboxView.as_view(), name="inbox"),
+    # The instance actor's inbox is the shared one, as Mastodon's.
+    path("actor/inbox", InboxView.as_view(), name="instance-actor-inbox"),
     path(".well-known/webfinger", views.WebFingerView.as_view(), name="webfinger"),
     path(".well-known/nodeinfo", views.NodeInfoDiscoveryView.as_view(), name="nodeinfo-discovery"),
     path("nodeinfo/2.1", views.NodeInfoView.as_view(), name="nodeinfo"),
+    # The node's own actor: it signs the node's fetches (fedsx.actors.instance_actor).
+    path("actor", views.ActorView.as_view(), name="instance-actor"),
+    path("actor/outbox", views.OutboxView.as_view(), name="instance-actor-outbox"),
     path("actors/<str:name>", views.ActorView.as_view(), name="actor"),
     path("actors/<str:name>/outbox", views.OutboxView.as_view(), name="outbox"),
     path(

@@ -10,11 +10,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import __version__, media
+from .actors import instance_actor
 from .collections import ordered_collection
 from .conf import fedsx_settings
 from .documents import actor_document, webfinger_document
 from .errors import bad_request, exception_handler, not_found
-from .models import Actor, Follow, OutboxEntry, host_of
+from .models import Actor, Follow, OutboxEntry, host_of, instance_actor_id, local_users
 from .negotiation import FixedContentNegotiation
 from .renderers import ActivityJSONRenderer, JRDRenderer, LDJSONRenderer, NodeInfoRenderer
 
@@ -52,8 +53,9 @@ class ActorView(FederationView):
     renderer_classes = [*AP_RENDERERS, TemplateHTMLRenderer]
     template_name = "fedsx/actor.html"
 
-    def get(self, request: Request, name: str) -> Response:
-        actor = local_actor_or_404(name)
+    def get(self, request: Request, name: str | None = None) -> Response:
+        # No name: the instance actor, at /actor (made here if no fetch has made it yet).
+        actor = instance_actor() if name is None else local_actor_or_404(name)
         if isinstance(request.accepted_renderer, TemplateHTMLRenderer):
             return Response({"actor": actor, "document": actor_document(actor)})
         return Response(actor_document(actor))
@@ -71,8 +73,8 @@ def _page_args(request: Request) -> tuple[bool, int | None]:
 
 
 class OutboxView(FederationView):
-    def get(self, request: Request, name: str) -> Response:
-        actor = local_actor_or_404(name)
+    def get(self, request: Request, name: str | None = None) -> Response:
+        actor = instance_actor() if name is None else local_actor_or_404(name)
         page, before = _page_args(request)
         entries = OutboxEntry.objects.filter(actor=actor, public=True).select_related("activity")
         return Response(
@@ -151,10 +153,20 @@ class WebFingerView(FederationView):
         resource = request.query_params.get("resource", "").strip()
         if not resource:
             raise bad_request("bad_resource", "the resource parameter is required")
-        actor = Actor.objects.filter(is_local=True, **self._lookup(resource)).first()
+        lookup = self._lookup(resource)
+        actor = Actor.objects.filter(is_local=True, **lookup).first()
+        if actor is None and self._names_the_node(lookup):
+            actor = instance_actor()
         if actor is None:
             raise not_found(f"no local actor for {resource!r}")
         return Response(webfinger_document(actor), headers={"Access-Control-Allow-Origin": "*"})
+
+    @staticmethod
+    def _names_the_node(lookup: dict[str, str]) -> bool:
+        """acct:<domain>@<domain> (as Mastodon answers for its instance actor) or its id. A
+        user of that name, should one exist, is found first."""
+        node = host_of(fedsx_settings.BASE_URL)
+        return lookup in ({"username": node}, {"ap_id": instance_actor_id()})
 
     @staticmethod
     def _lookup(resource: str) -> dict[str, str]:
@@ -192,7 +204,7 @@ class NodeInfoView(FederationView):
     renderer_classes = [NodeInfoRenderer, JSONRenderer]
 
     def get(self, request: Request) -> Response:
-        users = Actor.objects.filter(is_local=True).count()
+        users = local_users().count()  # the instance actor is the node, not a user
         posts = OutboxEntry.objects.filter(actor__is_local=True).count()
         return Response(
             {

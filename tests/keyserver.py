@@ -1,10 +1,17 @@
-"""A tiny HTTP server on loopback that plays a remote server's actor and key documents."""
+"""A tiny HTTP server on loopback that plays a remote server's actor and key documents.
+
+Each GET is recorded (path and headers). ``authorize``, when set, is asked first about each
+GET (method, path, headers) and may answer a status to refuse it with: a server that
+demands signed fetches (GoToSocial; Mastodon in authorized-fetch mode).
+"""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -12,12 +19,19 @@ class KeyServer:
     def __init__(self) -> None:
         self.documents: dict[str, tuple[int, object]] = {}
         self.hits: Counter[str] = Counter()
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.authorize: Callable[[str, str, Message], int | None] | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.hits[self.path] += 1
-                status, document = server.documents.get(self.path, (404, {"error": "nope"}))
+                server.requests.append((self.path, dict(self.headers.items())))
+                refusal = server.authorize and server.authorize("GET", self.path, self.headers)
+                if refusal:
+                    status, document = refusal, {"error": "refused"}
+                else:
+                    status, document = server.documents.get(self.path, (404, {"error": "nope"}))
                 body = json.dumps(document).encode()
                 self.send_response(status)
                 if 300 <= status < 400:  # the document is where to

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.views.generic import TemplateView
 
 from fedsx.conf import fedsx_settings
-from fedsx.models import Actor
+from fedsx.models import local_users
 
 SHOWN_ACTORS = 100
 
@@ -14,7 +14,7 @@ class HomeView(TemplateView):
     template_name = "fedsx/home.html"
 
     def get_context_data(self, **kwargs):
-        local = Actor.objects.filter(is_local=True).order_by("username")
+        local = local_users().order_by("username")  # the instance actor is no user
         return {
             **super().get_context_data(**kwargs),
             "base_url": fedsx_settings.BASE_URL,

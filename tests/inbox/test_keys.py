@@ -282,13 +282,13 @@ class TestRotation:
     ["64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::", "::7f00:1", "fec0::1", "::ffff:10.0.0.1"],
 )
 def test_ipv6_forms_of_internal_addresses_are_internal(address):
-    from fedsx.fetch import is_internal
+    from fedsx.client import is_internal
 
     assert is_internal(address)
 
 
 @pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::", "2606:4700::1111"])
 def test_public_ipv6_addresses_are_not_internal(address):
-    from fedsx.fetch import is_internal
+    from fedsx.client import is_internal
 
     assert not is_internal(address)

@@ -17,6 +17,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from fedsx.actors import instance_actor
 from fedsx.models import Activity, Actor, Delivery, Follow, Host, InboxEntry, OutboxEntry
 from tests.keyserver import KeyServer
 
@@ -225,7 +226,11 @@ mwIDAQAB
 
 
 @pytest.fixture
-def peer(settings):
+def peer(settings, db):
+    # The node's own actor signs every fetch and is made on the first: here it exists
+    # already, as on any node that has fetched before, so that "nothing changed" below
+    # is about what a refused command did, not about the node's first fetch.
+    instance_actor()
     with KeyServer() as server:
         settings.FEDSX = {**settings.FEDSX, "FETCH_ALLOWLIST": f"127.0.0.1:{server.port}"}
         yield server

@@ -22,7 +22,7 @@ class Unresolved(Exception):
 
 def resolve(target: str) -> Actor:
     """The actor TARGET names (resolve_actor's answer); Unresolved with a one-line reason."""
-    from fedsx.fetch import FetchError
+    from fedsx.client import FetchError
     from fedsx.resolve import ResolveError, resolve_actor
 
     try:

@@ -18,7 +18,7 @@ import orjson
 from django.core.management.base import BaseCommand, CommandError
 
 from fedsx.errors import FederationError
-from fedsx.models import Activity, Actor, Delivery
+from fedsx.models import Activity, Actor, Delivery, local_users
 
 
 class OperatorCommand(BaseCommand):
@@ -43,7 +43,8 @@ class OperatorCommand(BaseCommand):
         raise CommandError(detail)
 
     def local_actor(self, name: str) -> Actor:
-        actor = Actor.objects.filter(is_local=True, username=name).first()
+        # The instance actor has no name to give here: it is the node, and posts nothing.
+        actor = local_users().filter(username=name).first()
         if actor is None:
             self.fail("unknown_actor", f"no local actor named {name!r}")
         return actor

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from fedsx.models import Actor, InboxEntry
+from fedsx.models import InboxEntry, local_users
 from triggers.explain import explain
 from triggers.models import Trigger, trigger_as_dict
 from triggers.pipeline import apply_triggers
@@ -153,7 +153,7 @@ class Command(BaseCommand):
         if not isinstance(payload, dict):
             raise CommandError(f"{activity} must hold one activity (a JSON object)")
         name = actor or (trigger.actor_scope[0] if trigger.actor_scope else None)
-        recipients = Actor.objects.filter(is_local=True)
+        recipients = local_users()  # by default a user, never the node's own actor
         recipient = (recipients.filter(username=name) if name else recipients).first()
         if recipient is None:
             raise CommandError(f"no local actor named {name}" if name else "no local actor")
