@@ -19,10 +19,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .cid import activity_cid
-from .models import Activity, Actor, Follow, InboxEntry
+from .conf import fedsx_settings
+from .models import Activity, Actor, Follow, InboxEntry, instance_actor_id, local_actor_id
 from .projections import PROJECTIONS, update_projections
 from .signals import inbox_appended
-from .vocab import addressed_ids, id_of
+from .vocab import addressed_ids, id_of, ids_in
 
 FOLLOWING = Follow.State.ACCEPTED.value  # the follows whose followers get the activity
 
@@ -35,26 +36,107 @@ class AppendResult:
 
 
 def shared_inbox_recipients(activity: dict[str, Any]) -> list[Actor]:
-    """Local actors an activity posted to the shared inbox is for: those addressed directly,
-    and the sender's local followers when its followers collection is addressed.
+    """Local actors an activity posted to the shared inbox is for: those addressed directly
+    or concerned (``concerned_local_ids``), the local actors an Undo's undone activity
+    reached (``undone_ids``), and the sender's local followers when its followers
+    collection is addressed.
 
     The ORM form, for SQLite and the projections' path; on Postgres the append statement
     finds the same actors itself (``SHARED_INBOX_RECIPIENTS``).
     """
     addressed = addressed_ids(activity)
+    sender_id = id_of(activity.get("actor"))
     local = Actor.objects.filter(is_local=True).only("id", "ap_id").order_by()
-    query = local.filter(ap_id__in=addressed)
-    sender = (
-        Actor.objects.filter(ap_id=id_of(activity.get("actor")))
-        .only("ap_id", "followers_url")
-        .order_by()
-        .first()
-    )
+    query = local.filter(ap_id__in=addressed | concerned_local_ids(activity))
+    sender = Actor.objects.filter(ap_id=sender_id).only("ap_id", "followers_url").order_by().first()
     if sender is not None and followers_collection(sender) in addressed:
         query = query.union(
             local.filter(following_set__following=sender, following_set__state=FOLLOWING)
         )
+    if undone := undone_ids(activity):
+        query = query.union(
+            local.filter(
+                inbox_entries__activity__ap_id__in=undone,
+                inbox_entries__activity__actor=sender_id,
+            )
+        )
     return list(query)
+
+
+def concerned_local_ids(activity: dict[str, Any]) -> set[str]:
+    """The local actor ids an activity is about, whatever its addressing says.
+
+    This is the one place the rule lives (the ORM form and the Postgres statement both take
+    its result). An activity concerns the local actor L when
+
+    * its ``object`` (each one, when a list) is L or something of L's: a Follow, Block or
+      Flag of L; a Like, Announce or EmojiReact of L's object; an Accept, Reject or Undo
+      of L's activity;
+    * its ``inReplyTo`` is something of L's;
+    * a ``Mention`` in its ``tag`` has L as ``href``;
+    * its ``object`` is embedded and that object is L's or about L, one level down: its
+      ``actor`` or ``attributedTo`` is L (an Accept of L's Follow, embedded; an Announce of
+      L's note, embedded), its own ``object`` is L or L's (an Undo of a Follow of L, of a
+      Like of L's note), it is ``inReplyTo`` something of L's or mentions L (the Create of
+      a reply or a mention).
+
+    "Something of L's" is an id under L's id, which is how this node mints them
+    (``<L>/activities/<uuid>``, ``<L>/objects/<uuid>``: fedsx.outbox; and L's collections;
+    the instance actor's are under ``<BASE_URL>/actor``).
+    Local ids are all under BASE_URL, so they are recognised by their prefix alone, with
+    no query: what is returned are candidate ids, which the append matches against local
+    actors (a name that is no local actor reaches no one). Ids elsewhere are ignored:
+    nothing that is not under BASE_URL can be L's.
+
+    An Undo naming only the id of the sender's own earlier activity (Mastodon's Undo of a
+    Like) says nothing about L itself: ``undone_ids``' case, it reaches the local actors
+    the activity it undoes reached.
+    """
+    refs: list[str] = []
+    _collect_refs(activity, refs)
+    for inner in _embedded(activity.get("object")):
+        refs.extend(ids_in(inner.get("actor")))
+        refs.extend(ids_in(inner.get("attributedTo")))
+        _collect_refs(inner, refs)
+    base = fedsx_settings.BASE_URL
+    # Most refs are remote: one prefix test each before anything else is looked at.
+    return {owner for ref in refs if ref.startswith(base) and (owner := _local_owner(ref, base))}
+
+
+def _collect_refs(obj: dict[str, Any], refs: list[str]) -> None:
+    # The fields of one activity or object that say what it is about.
+    refs.extend(ids_in(obj.get("object")))
+    refs.extend(ids_in(obj.get("inReplyTo")))
+    tags = obj.get("tag")
+    for tag in tags if isinstance(tags, list) else [tags]:
+        if isinstance(tag, dict) and tag.get("type") == "Mention":
+            refs.extend(ids_in(tag.get("href")))
+
+
+def _embedded(value: Any) -> list[dict[str, Any]]:
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _local_owner(ref: str, base: str) -> str:
+    """The id of the local actor ``ref`` (an id under ``base``) is or is under, or ''."""
+    users = f"{base}/actors/"
+    if ref.startswith(users):
+        name = ref[len(users) :].split("/", 1)[0].split("#", 1)[0].split("?", 1)[0]
+        return local_actor_id(name) if name else ""
+    instance = instance_actor_id()
+    if ref == instance or ref.startswith((f"{instance}/", f"{instance}#")):
+        return instance
+    return ""
+
+
+def undone_ids(activity: dict[str, Any]) -> list[str]:
+    """The ids an Undo names as its object: the activities the same sender delivered before,
+    whose recipients the Undo reaches too. Empty for any other type, so the common path
+    never looks them up."""
+    if activity.get("type") != "Undo":
+        return []
+    return ids_in(activity.get("object"))
 
 
 def followers_collection(actor: Actor) -> str:
@@ -209,14 +291,15 @@ SELECT a.id, a.created, e.id, e.actor_id, e.seq FROM activity a LEFT JOIN entrie
 LISTED_RECIPIENTS = """
 SELECT value::bigint AS actor_id FROM jsonb_array_elements_text(%(recipients)s::jsonb)
 """
-# The shared inbox's: local actors addressed, and the sender's local followers when its
-# followers collection is addressed (shared_inbox_recipients, the ORM form). Found here
-# rather than by the view, it costs no round trip and no ORM query of its own: the shared
-# inbox, where most servers deliver, took three times the per-actor inbox's time before.
+# The shared inbox's: local actors addressed or concerned (%(local)s: addressed_ids and
+# concerned_local_ids), and the sender's local followers when its followers collection is
+# addressed (shared_inbox_recipients, the ORM form). Found here rather than by the view, it
+# costs no round trip and no ORM query of its own: the shared inbox, where most servers
+# deliver, took three times the per-actor inbox's time before.
 SHARED_INBOX_RECIPIENTS = """
 SELECT local.id AS actor_id FROM fedsx_actor local
 WHERE local.is_local
-  AND local.ap_id IN (SELECT jsonb_array_elements_text(%(addressed)s::jsonb))
+  AND local.ap_id IN (SELECT jsonb_array_elements_text(%(local)s::jsonb))
 UNION
 SELECT follow.follower_id FROM fedsx_actor sender
 JOIN fedsx_follow follow ON follow.following_id = sender.id AND follow.state = %(following)s
@@ -225,6 +308,17 @@ WHERE sender.ap_id = %(actor)s
   AND COALESCE(NULLIF(sender.followers_url, ''), sender.ap_id || '/followers')
       IN (SELECT jsonb_array_elements_text(%(addressed)s::jsonb))
 """
+# An Undo's, besides: the local actors that the activities it names reached (undone_ids).
+# A statement of its own, so that every other activity's keeps its plan and its cost.
+UNDO_RECIPIENTS = (
+    SHARED_INBOX_RECIPIENTS
+    + """UNION
+SELECT earlier.actor_id FROM fedsx_activity undone
+JOIN fedsx_inboxentry earlier ON earlier.activity_id = undone.id
+WHERE undone.actor = %(actor)s
+  AND undone.ap_id IN (SELECT jsonb_array_elements_text(%(undone)s::jsonb))
+"""
+)
 
 # Django turns psycopg's statement preparation off (prepare_threshold=None, for connection
 # poolers), and psycopg then ignores ``prepare=True`` too. A threshold no query reaches
@@ -283,11 +377,16 @@ def _append_in_one_statement(
     # An activity is known by its id from this sender, or, without an id, by its content.
     lookup = "ap_id = %(ap_id)s AND actor = %(actor)s" if record.ap_id else "activity_cid = %(cid)s"
     if recipients is None:
-        addressing = SHARED_INBOX_RECIPIENTS
+        addressed = addressed_ids(record.payload)
         targets = {
-            "addressed": orjson.dumps(sorted(addressed_ids(record.payload))).decode(),
+            "local": orjson.dumps(sorted(addressed | concerned_local_ids(record.payload))).decode(),
+            "addressed": orjson.dumps(sorted(addressed)).decode(),
             "following": FOLLOWING,
         }
+        addressing = SHARED_INBOX_RECIPIENTS
+        if undone := undone_ids(record.payload):
+            addressing = UNDO_RECIPIENTS
+            targets["undone"] = orjson.dumps(undone).decode()
     else:
         addressing = LISTED_RECIPIENTS
         targets = {"recipients": orjson.dumps([actor.pk for actor in recipients]).decode()}
