@@ -69,6 +69,14 @@ DEFAULTS: dict[str, Any] = {
     # serving process and sweep retries and timers from a ticker thread (fedsx/jobs.py).
     # Off only where something else drives the work (the test suite calls it directly).
     "JOBS_IN_PROCESS_THREADS": True,
+    # Flows (flows/waits.py): how often (seconds) due timers are woken (celery beat's
+    # flows-wake entry, or the embedded node's ticker), and at most how many per tick.
+    "FLOW_TICK_SECONDS": 1.0,
+    "FLOW_WAKE_MAX": 1000,
+    # The shipped flows: how long approval waits for the operator, and follow for the
+    # remote Accept or Reject, in seconds (manage.py follow --timeout overrides it).
+    "APPROVAL_TIMEOUT_SECONDS": 7 * 86400,
+    "FOLLOW_TIMEOUT_SECONDS": 7 * 86400,
 }
 
 

@@ -10,3 +10,6 @@ class FlowsConfig(AppConfig):
     def ready(self) -> None:
         # Register every installed app's flows.py, as the admin does with admin.py.
         autodiscover_modules("flows")
+        from . import waits
+
+        waits.register()  # look-backs and timers are a job kind (fedsx/jobs.py)

@@ -29,13 +29,19 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from .effects import post_to_outbox
+from .matching import Match
 from .values import NotJSON, check_json
 
 STEP, WAIT, NOW, ERROR = "step", "wait", "now", "error"
+RECEIVE, SLEEP = "receive", "sleep"  # an arriving activity; a timer that fired
+TIMEOUT = "timeout"  # a wait's or a receive's deadline passed first
+# What a suspended instance waits for (FlowInstance.waiting_kind).
+OPERATOR, ACTIVITY, TIMER = "operator", "activity", "timer"
+FOREVER = None  # ctx.receive(..., timeout=FOREVER): no deadline
 MAX_TAG_LENGTH = 200  # FlowLogEntry.tag
 
 
@@ -60,6 +66,9 @@ class Done:
 class Suspended:
     tag: str
     entries: Entries = ()
+    waiting: str = OPERATOR  # OPERATOR, ACTIVITY or TIMER
+    match: dict | None = None  # for ACTIVITY: Match.as_dict()
+    wake_at: datetime | None = None  # TIMER, or ACTIVITY with a deadline
 
 
 @dataclass(frozen=True)
@@ -167,16 +176,53 @@ class Context:
         self._run_effect = run_effect
         self._in_step = False
         self._stopped: Result | None = None
+        self._replayed = ""
 
     # ── the flow's API ────────────────────────────────────────────────────────────────
 
-    def wait(self, tag: str) -> Any:
-        """The value a resume supplies for ``tag``; until then the flow is suspended."""
+    def wait(self, tag: str, *, timeout: Any = FOREVER, default: Any = None) -> Any:
+        """The value an operator's resume supplies for ``tag``; until then the flow is
+        suspended. With a ``timeout`` (seconds, a ``timedelta`` or an aware ``datetime``)
+        it returns ``default`` once that passes without an answer."""
         _check_tag(tag, "wait tag")
-        value = self._replay(WAIT, tag)
+        value = self._replay(WAIT, tag, TIMEOUT)
         if value is _MISSING:
-            raise self._stop(Suspended(tag))
-        return value
+            wake_at = None if timeout is FOREVER else self._deadline(timeout, "timeout")
+            raise self._stop(Suspended(tag, wake_at=wake_at))
+        return default if self._replayed == TIMEOUT else value
+
+    def receive(self, match: dict[str, Any] | Match, *, timeout: Any) -> dict[str, Any] | None:
+        """The first arriving activity that matches (see ``flows.matching``), or ``None``
+        when ``timeout`` passes first. ``timeout`` must be given: seconds, a ``timedelta``,
+        an aware ``datetime`` (a deadline), or ``FOREVER`` (``None``, written out).
+
+        An answer that arrived before the wait was registered (a fast peer) is found in
+        the inbox log; each inbox entry answers an instance at most once."""
+        try:
+            spec = Match.parse(match)
+        except ValueError as exc:
+            raise self._crash(exc, None) from None
+        value = self._replay(RECEIVE, spec.tag, TIMEOUT)
+        if value is _MISSING:
+            wake_at = None if timeout is FOREVER else self._deadline(timeout, "timeout")
+            raise self._stop(
+                Suspended(spec.tag, waiting=ACTIVITY, match=spec.as_dict(), wake_at=wake_at)
+            )
+        return None if self._replayed == TIMEOUT else value.get("activity")
+
+    def sleep(self, delay: Any) -> None:
+        """Suspend until ``delay`` (seconds, a ``timedelta``, or an aware ``datetime``) has
+        passed: a durable timer, woken by the periodic tick, surviving every restart."""
+        value = self._replay(SLEEP, "sleep")
+        if value is _MISSING:
+            wake_at = self._deadline(delay, "sleep")
+            raise self._stop(Suspended("sleep", waiting=TIMER, wake_at=wake_at))
+
+    def _deadline(self, when: Any, what: str) -> datetime:
+        try:
+            return deadline(when, self._clock)
+        except (TypeError, ValueError) as exc:
+            raise self._crash(exc, None) from None
 
     def step(
         self, name: str, fn: Callable[..., Any], *args: Any, retries: int = 0, backoff: float = 1.0
@@ -214,8 +260,10 @@ class Context:
 
     # ── the driver's side ─────────────────────────────────────────────────────────────
 
-    def _replay(self, kind: str, tag: str) -> Any:
-        """The logged value for this call, or _MISSING once the log is used up."""
+    def _replay(self, kind: str, tag: str, alternative: str | None = None) -> Any:
+        """The logged value for this call, or _MISSING once the log is used up. A call that
+        can also time out accepts an ``alternative`` kind (TIMEOUT) under the same tag;
+        ``_replayed`` says which kind answered."""
         if self._stopped is not None:
             raise FlowSignal("the flow has stopped")  # it swallowed our signal: stop again
         if self._in_step:
@@ -226,11 +274,12 @@ class Context:
         if self._pos == len(log):
             return _MISSING
         logged_kind, logged_tag, value = log[self._pos]
-        if logged_kind != kind or logged_tag != tag:
+        if logged_kind not in (kind, alternative) or logged_tag != tag:
             raise self._stop(
                 Nondeterministic(self._pos, describe(logged_kind, logged_tag), describe(kind, tag))
             )
         self._pos += 1
+        self._replayed = logged_kind
         return value
 
     def _run_step(self, name: str, fn: Callable, args: tuple, retries: int, backoff: float) -> Any:
@@ -290,6 +339,23 @@ class Context:
     def _result(self) -> Result:
         assert self._stopped is not None
         return replace(self._stopped, entries=tuple(self._new))
+
+
+def deadline(when: Any, clock: Callable[[], datetime] = _utcnow) -> datetime:
+    """An absolute, aware time from seconds, a timedelta or an aware datetime."""
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise ValueError("a deadline datetime must be timezone-aware")
+        return when.astimezone(UTC)
+    if isinstance(when, timedelta):
+        return clock() + when
+    if isinstance(when, int | float) and not isinstance(when, bool) and when >= 0:
+        if when > 100 * 365 * 86400:
+            raise ValueError("a delay of more than a century is a mistake")
+        return clock() + timedelta(seconds=when)
+    raise TypeError(
+        f"a timeout is seconds, a timedelta or an aware datetime, not {type(when).__name__}"
+    )
 
 
 def drive(

@@ -57,6 +57,21 @@ class FlowInstance(models.Model):
         max_length=20, choices=Status.choices, default=Status.RUNNING, db_index=True
     )
     waiting_tag = models.CharField(max_length=200, blank=True, db_index=True)
+
+    class Waiting(models.TextChoices):
+        OPERATOR = "operator"  # an operator's resume (ctx.wait)
+        ACTIVITY = "activity"  # an arriving activity (ctx.receive), maybe with a deadline
+        TIMER = "timer"  # a time (ctx.sleep)
+
+    # What a suspended instance waits for; empty otherwise.
+    waiting_kind = models.CharField(max_length=10, choices=Waiting.choices, blank=True)
+    waiting_match = models.JSONField(null=True, blank=True, help_text="What ctx.receive waits for.")
+    # The match's index key (flows.matching): arrivals find their waiters by it.
+    match_key = models.CharField(max_length=600, blank=True)
+    # When the timer fires, or the receive times out; indexed: a tick costs what is due.
+    wake_at = models.DateTimeField(null=True, blank=True)
+    # A receive registered and not yet looked back for answers that came first.
+    lookback_due = models.BooleanField(default=False)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, help_text="What went wrong, with the traceback.")
     log_length = models.PositiveIntegerField(default=0)
@@ -65,6 +80,23 @@ class FlowInstance(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["match_key"],
+                condition=models.Q(waiting_kind="activity"),
+                name="flows_waiting_for_activity",
+            ),
+            models.Index(
+                fields=["wake_at"],
+                condition=models.Q(wake_at__isnull=False),
+                name="flows_waiting_for_time",
+            ),
+            models.Index(
+                fields=["updated_at"],
+                condition=models.Q(lookback_due=True),
+                name="flows_lookback_due",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.flow_name} #{self.pk} ({self.status})"
@@ -77,6 +109,9 @@ class FlowLogEntry(models.Model):
         STEP = "step"  # a side effect ran; value is its JSON result
         WAIT = "wait"  # a resume supplied value for the wait on tag
         NOW = "now"  # the clock was read; value is the ISO time
+        RECEIVE = "receive"  # an activity answered a receive ({"activity", "entry", …})
+        SLEEP = "sleep"  # a timer fired; value {"due", "woke"}
+        TIMEOUT = "timeout"  # a wait's or receive's deadline passed first; {"due", "woke"}
         ERROR = "error"  # a step or the body raised; audit only, skipped on replay
 
     id = models.BigAutoField(primary_key=True)
@@ -96,3 +131,21 @@ class FlowLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.instance_id}[{self.seq}] {self.kind} {self.tag}"
+
+
+class Receipt(models.Model):
+    """An inbox entry that answered a receive of an instance: the unique claim that makes
+    each entry resume each instance at most once, whoever delivers it (the pipeline, the
+    look-back, a retried task, two workers at once)."""
+
+    instance = models.ForeignKey(FlowInstance, on_delete=models.CASCADE, related_name="receipts")
+    entry = models.ForeignKey("fedsx.InboxEntry", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "entry"], name="flows_receipt_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.instance_id} ← entry {self.entry_id}"

@@ -17,13 +17,21 @@ from __future__ import annotations
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
-from django.db import DatabaseError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from .engine import (
+    ACTIVITY,
+    OPERATOR,
+    RECEIVE,
+    SLEEP,
+    TIMEOUT,
+    TIMER,
     WAIT,
     Blocked,
     Crashed,
@@ -35,7 +43,7 @@ from .engine import (
     describe,
     drive,
 )
-from .models import FlowInstance, FlowLogEntry, is_instance_id
+from .models import FlowInstance, FlowLogEntry, Receipt, is_instance_id
 from .registry import register_flow, registered_flows, registration, resolve_flow
 from .values import NotJSON, check_json
 
@@ -52,6 +60,7 @@ __all__ = [
     "retry",
     "start",
     "status",
+    "wake",
 ]
 
 Status = FlowInstance.Status
@@ -93,7 +102,7 @@ def outcome_of(instance: FlowInstance) -> Outcome:
             return Outcome(status="done", value=instance.result, detail="done")
         case Status.SUSPENDED:
             tag = instance.waiting_tag
-            return Outcome(status="suspended", tag=tag, detail=f"waiting on {tag!r}")
+            return Outcome(status="suspended", tag=tag, detail=waiting_for(instance))
         case Status.CRASHED:
             return Outcome("crashed", error="flow_crashed", detail=_first_line(instance.error))
         case Status.NONDETERMINISTIC:
@@ -101,6 +110,22 @@ def outcome_of(instance: FlowInstance) -> Outcome:
             return Outcome("nondeterministic", error="nondeterministic", detail=detail)
         case _:
             return Outcome(status=str(instance.status), detail=str(instance.status))
+
+
+def waiting_for(instance: FlowInstance) -> str:
+    """What a suspended instance waits for, in a sentence for people."""
+    when = instance.wake_at.isoformat(timespec="seconds") if instance.wake_at else None
+    match instance.waiting_kind:
+        case FlowInstance.Waiting.TIMER:
+            return f"sleeping until {when}"
+        case FlowInstance.Waiting.ACTIVITY:
+            what = json_text(instance.waiting_match)
+            return f"waiting for an activity {what}" + (f" until {when}" if when else "")
+    return f"waiting on {instance.waiting_tag!r}"
+
+
+def json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _first_line(text: str) -> str:
@@ -149,10 +174,16 @@ def status(instance_id: int) -> Outcome:
 
 
 def instances(
-    flow: str | None = None, status: str | None = None, tag: str | None = None
+    flow: str | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    waiting: str | None = None,
 ) -> QuerySet[FlowInstance]:
-    """Instances, newest first, optionally of one flow, in one status, waiting on a tag."""
+    """Instances, newest first, optionally of one flow, in one status, waiting on a tag or
+    for one kind of thing (operator, activity, timer)."""
     found = FlowInstance.objects.all()
+    if waiting is not None:
+        found = found.filter(status=Status.SUSPENDED, waiting_kind=waiting)
     if flow is not None:
         found = found.filter(flow_name=flow)
     if status is not None:
@@ -209,7 +240,7 @@ def _record(instance: FlowInstance, result: Result, before: tuple[Entry, ...] = 
         for i, e in enumerate(entries)
     )
     instance.log_length = start + len(entries)
-    instance.waiting_tag = ""
+    _clear_wait(instance)
     instance.result = None
     instance.error = ""
     match result:
@@ -217,6 +248,7 @@ def _record(instance: FlowInstance, result: Result, before: tuple[Entry, ...] = 
             instance.status, instance.result = Status.DONE, value
         case Suspended(tag=tag):
             instance.status, instance.waiting_tag = Status.SUSPENDED, tag
+            _register_wait(instance, result)
         case Crashed():
             instance.status = Status.CRASHED
             instance.error = f"{result.error}\n\n{result.traceback}".strip()
@@ -224,9 +256,41 @@ def _record(instance: FlowInstance, result: Result, before: tuple[Entry, ...] = 
             instance.status, instance.error = Status.NONDETERMINISTIC, result.detail
         case _:  # pragma: no cover - live drives never block
             raise AssertionError(f"unexpected drive result {result!r}")
-    instance.save(
-        update_fields=["log_length", "status", "waiting_tag", "result", "error", "updated_at"]
-    )
+    instance.save(update_fields=["log_length", "status", "result", "error", *WAIT_FIELDS])
+    if instance.lookback_due:
+        # After the commit, not now: an answer committed while this transaction is open is
+        # invisible to it, and its own arrival could not see this wait yet (flows.waits).
+        from .waits import lookback_after_commit
+
+        lookback_after_commit(instance.pk)
+
+
+WAIT_FIELDS = (
+    "waiting_tag",
+    "waiting_kind",
+    "waiting_match",
+    "match_key",
+    "wake_at",
+    "lookback_due",
+    "updated_at",
+)
+
+
+def _clear_wait(instance: FlowInstance) -> None:
+    instance.waiting_tag = instance.waiting_kind = instance.match_key = ""
+    instance.waiting_match = instance.wake_at = None
+    instance.lookback_due = False
+
+
+def _register_wait(instance: FlowInstance, result: Suspended) -> None:
+    from .matching import Match
+
+    instance.waiting_kind = result.waiting or OPERATOR
+    instance.wake_at = result.wake_at
+    if result.waiting == ACTIVITY:
+        spec = Match.parse(result.match)
+        instance.waiting_match, instance.match_key = spec.as_dict(), spec.key
+        instance.lookback_due = True
 
 
 class _Busy(Exception):
@@ -317,6 +381,12 @@ def resume(
                     "not_suspended",
                     f"instance {pk} is {instance.status}, not waiting: retry or cancel it",
                 )
+            if refusal is None and instance.waiting_kind not in ("", OPERATOR):
+                refusal = _refused(
+                    "not_waiting_for_operator",
+                    f"instance {pk} is {waiting_for(instance)}, not on an operator"
+                    + (": wake it to fire its timer" if instance.wake_at else ""),
+                )
             if refusal is None:
                 refusal = _moved_on(instance, tag, at)
             if refusal is not None:
@@ -389,9 +459,87 @@ def cancel(instance_id: int) -> Outcome:
             return _refused("already_done", f"instance {pk} is already done")
         if instance.status == Status.CANCELLED:
             return _refused("already_cancelled", f"instance {pk} was already cancelled")
-        instance.status, instance.waiting_tag = Status.CANCELLED, ""
-        instance.save(update_fields=["status", "waiting_tag", "updated_at"])
+        instance.status = Status.CANCELLED
+        _clear_wait(instance)
+        instance.save(update_fields=["status", *WAIT_FIELDS])
     return outcome_of(instance)
+
+
+def _answer(instance: FlowInstance, answer: Entry) -> Outcome:
+    fn = registration(instance.flow_name).fn
+    _record(instance, _drive(instance, fn, [*_read_log(instance), answer]), (answer,))
+    return outcome_of(instance)
+
+
+def receive_entry(
+    instance_id: int, entry_id: int, *, sender: str, recipient: str, activity: dict
+) -> Outcome:
+    """Resume an instance whose receive this inbox entry answers, exactly once.
+
+    The instance's row is locked (waiting: concurrent arrivals for one wait take turns);
+    the second finds the wait answered, or its match no longer met, and does nothing. The
+    ``Receipt`` row is the claim: an entry answers an instance at most once, whether it
+    comes from the pipeline, the look-back, a retried task or a repeat delivery.
+    """
+    from .matching import Match
+
+    with transaction.atomic():
+        instance = _locked(instance_id, nowait=False)
+        if instance is None:
+            return _no_such_instance(instance_id)
+        refusal = _not_running(instance)
+        if refusal is not None:
+            return refusal
+        waiting = instance.status == Status.SUSPENDED and instance.waiting_kind == ACTIVITY
+        if not waiting or not Match.parse(instance.waiting_match).matches(
+            activity, sender, recipient
+        ):
+            return _refused("not_waiting", f"instance {instance.pk} does not wait for this")
+        try:
+            with transaction.atomic():
+                Receipt.objects.create(instance=instance, entry_id=entry_id)
+        except IntegrityError:
+            return _refused("already_received", f"entry {entry_id} already answered {instance.pk}")
+        value = {"activity": activity, "entry": entry_id, "actor": sender, "recipient": recipient}
+        return _answer(instance, Entry(RECEIVE, instance.waiting_tag, value))
+
+
+def wake(instance_id: int, *, now: datetime | None = None, early: bool = False) -> Outcome:
+    """Fire an instance's timer: a sleep ends, a receive times out (``None`` to the flow).
+
+    Only when it is due (``early`` fires it now: ``flows wake``); under the row lock, so a
+    timer fires once however many ticks or workers reach it.
+    """
+    pk = _as_id(instance_id)
+    if pk is None:
+        return _no_such_instance(instance_id)
+    now = now or timezone.now()
+    try:
+        with transaction.atomic():
+            instance = _locked(pk, nowait=not early)
+            if instance is None:
+                return _no_such_instance(instance_id)
+            refusal = _not_running(instance)
+            if refusal is None and (instance.status != Status.SUSPENDED or not instance.wake_at):
+                refusal = _refused(
+                    "not_sleeping", f"instance {pk} has no timer to fire ({_state_of(instance)})"
+                )
+            if refusal is None and not early and instance.wake_at > now:
+                refusal = _refused("not_due", f"instance {pk} is due at {instance.wake_at}")
+            if refusal is not None:
+                return refusal
+            due, at = instance.wake_at.isoformat(), now.isoformat()
+            kind = SLEEP if instance.waiting_kind == TIMER else TIMEOUT
+            answer = Entry(kind, instance.waiting_tag, {"due": due, "woke": at})
+            return _answer(instance, answer)
+    except _Busy:
+        return _refused("already_resumed", f"instance {pk} is being driven by another caller")
+
+
+def _state_of(instance: FlowInstance) -> str:
+    if instance.status == Status.SUSPENDED:
+        return waiting_for(instance)
+    return str(instance.status)
 
 
 # ── checking a deploy ───────────────────────────────────────────────────────────────

@@ -1,6 +1,9 @@
 """apply_triggers: what happens to a committed inbox entry.
 
-For one entry (one activity in one local actor's inbox): look up the candidate triggers by
+First the flows waiting for an arriving activity: the instances whose ``ctx.receive`` the
+entry answers are resumed (``flows.waits.answer_entries``). Then the triggers, as for any
+entry: an activity that answers a wait and also matches a trigger does both. For one
+entry (one activity in one local actor's inbox): look up the candidate triggers by
 activity type and actor scope in the index, drop those whose sender scope or guard fails
 (``guard_passes``), drop those already in the actor's ``triggers_fired`` for this activity,
 and hand each of the rest to ``flow_dispatch``, which records one Firing each. Then mark the
@@ -17,6 +20,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from fedsx.models import Activity, Actor, InboxEntry
+from flows.waits import answer_entries
 
 from .dispatch import flow_dispatch, record_guard_error
 from .guards import guard_passes
@@ -59,12 +63,17 @@ def triggers_fired(actor: Actor | int, activity_cid: str) -> set[str]:
 
 
 def apply_triggers(
-    entry: InboxEntry, index: TriggerIndex | None = None, *, mark: bool = True
+    entry: InboxEntry,
+    index: TriggerIndex | None = None,
+    *,
+    mark: bool = True,
+    answer_waits: bool = True,
 ) -> list[Firing]:
-    """Fire every matching trigger not yet fired for this entry; returns the new Firings.
+    """Resume the waits this entry answers, then fire every matching trigger not yet fired
+    for it; returns the new Firings.
 
     With ``mark`` (the default) the entry is also marked applied; apply_entries marks a
-    whole batch at once instead.
+    whole batch at once, and answers the batch's waits with one query, instead.
     """
     index = index or trigger_index()
     activity, recipient = entry.activity, entry.actor
@@ -76,6 +85,8 @@ def apply_triggers(
     # savepoint when nested in apply_entries' transaction: a database error fails the batch
     # and the task retries it whole, which the unique firing key makes harmless.
     with transaction.atomic(savepoint=False):
+        if answer_waits:
+            answer_entries([entry])
         # A trigger already in the actor's triggers_fired loses its claim on the unique
         # key, so no look-up of them comes first.
         for trigger, error in verdicts.errors:
@@ -103,10 +114,11 @@ def apply_entries(entry_ids: Iterable[int], *, again: bool = False) -> int:
     try:
         with transaction.atomic():
             batch = list(entries)
+            answer_entries(batch)
             for entry in batch:
                 # The index per entry, not per batch: it is rechecked at most once a second,
                 # so a long batch still sees a trigger edited or disabled meanwhile.
-                apply_triggers(entry, trigger_index(), mark=False)
+                apply_triggers(entry, trigger_index(), mark=False, answer_waits=False)
             mark_applied([entry.pk for entry in batch])
         return len(batch)
     except DatabaseError:

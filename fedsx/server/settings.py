@@ -172,6 +172,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "triggers-sweep": {"task": "fedsx.sweep", "schedule": 30.0, "args": ("triggers",)},
     "deliveries-sweep": {"task": "fedsx.sweep", "schedule": 2.0, "args": ("deliveries",)},
+    "flows-wake": {"task": "fedsx.sweep", "schedule": 1.0, "args": ("wakeups",)},
 }
 # Keep worker database connections between tasks (Celery's Django fixup closes them after
 # every task otherwise); the tasks call close_old_connections() first, so a broken or aged
