@@ -110,12 +110,14 @@ class FlowInstanceAdmin(admin.ModelAdmin):
         "id",
         "flow_name",
         "status",
+        "waiting_kind",
         "waiting_tag",
+        "wake_at",
         "log_length",
         "created_at",
         "updated_at",
     )
-    list_filter = ("status", "flow_name", "created_at")
+    list_filter = ("status", "waiting_kind", "flow_name", "created_at")
     search_fields = ("waiting_tag",)
     search_help_text = "An instance id, or the tag an instance waits on."
     date_hierarchy = "created_at"
@@ -123,6 +125,9 @@ class FlowInstanceAdmin(admin.ModelAdmin):
         "flow_name",
         "status",
         "waiting_tag",
+        "waiting_kind",
+        "match_pretty",
+        "wake_at",
         "input_pretty",
         "result_pretty",
         "error_text",
@@ -148,6 +153,10 @@ class FlowInstanceAdmin(admin.ModelAdmin):
         if is_instance_id(term):
             found |= queryset.filter(pk=int(term))
         return found, may_have_duplicates
+
+    @admin.display(description="waits for (match)")
+    def match_pretty(self, obj: FlowInstance) -> str:
+        return pretty_json(obj.waiting_match) if obj.waiting_match else "—"
 
     @admin.display(description="input")
     def input_pretty(self, obj: FlowInstance) -> str:
@@ -176,6 +185,9 @@ class FlowInstanceAdmin(admin.ModelAdmin):
                     data = resume_form.cleaned_data
                     outcome = store.resume(instance.pk, data["value"], at=data["at"])
                     return self._after(request, instance, "resumed", outcome)
+            elif action == "wake":
+                outcome = store.wake(instance.pk, early=True)
+                return self._after(request, instance, "woken", outcome)
             elif action == "cancel":
                 return self._after(request, instance, "cancelled", store.cancel(instance.pk))
             elif action == "retry":
@@ -186,6 +198,7 @@ class FlowInstanceAdmin(admin.ModelAdmin):
         context = {**(extra_context or {}), "resume_form": resume_form}
         if instance is not None:
             context.update(self._timeline(instance), may_operate=self.may_operate(request))
+            context["waiting_for"] = store.waiting_for(instance)
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def _timeline(self, instance: FlowInstance) -> dict:

@@ -195,3 +195,22 @@ def test_resume_with_tag_answers_only_that_wait():
     assert FlowInstance.objects.get(pk=pk).status == "suspended"
     done = run("resume", str(pk), "--value", "true", "--tag", "approval")
     assert done == f'instance {pk}: done {{"approved": true}}'
+
+
+def test_waiting_kinds_wake_and_time_left():
+    timer = run_json("start", "timer", "--input", '{"seconds": 3600}')["id"]
+    operator = run_json("start", "approval")["id"]
+    assert [r["id"] for r in run_json("instances", "--waiting", "timer")] == [timer]
+    assert [r["id"] for r in run_json("instances", "--waiting", "operator")] == [operator]
+    assert run_json("instances", "--waiting", "activity") == []
+    assert "sleeping until" in run("status", str(timer)) and "s left)" in run("status", str(timer))
+    fails("instances", "--waiting", "sleep", match="--waiting must be one of")
+    woke = run_json("wake", str(timer))
+    assert woke["status"] == "done" and set(woke["value"]) == {"due", "woke"}
+    fails("wake", str(timer), match="already done")
+    assert run_json("wake", str(operator))["value"]["outcome"] == "expired"  # its deadline, now
+    flow("test.forever")(lambda ctx, input: ctx.wait("go"))
+    forever = run_json("start", "test.forever")["id"]
+    fails("wake", str(forever), match="has no timer")
+    assert FlowInstance.objects.get(pk=forever).status == "suspended"  # unchanged
+    fails("wake", "999999", match="no flow instance")

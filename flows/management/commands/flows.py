@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from flows import store
 from flows.definitions import sync_definitions
@@ -18,6 +19,7 @@ from flows.models import FlowDefinition, FlowInstance, FlowLogEntry, is_instance
 from flows.registry import registered_flows, registration
 
 STATUSES = FlowInstance.Status.values
+WAITING = FlowInstance.Waiting.values
 MAX_LIMIT = 10_000  # more is a dump, not a listing (and past 2**63 the database refuses)
 VERBS = {
     "list": "registered flows and whether their definitions are synced",
@@ -29,6 +31,7 @@ VERBS = {
     "cancel": "cancel an instance that is not done",
     "retry": "drive a crashed or non-deterministic instance again",
     "replay": "re-drive every suspended instance against the current code, writing nothing",
+    "wake": "fire an instance's timer now (a sleep ends, a wait or receive times out)",
 }
 
 
@@ -61,7 +64,7 @@ class Command(BaseCommand):
         sub["start"].add_argument(
             "--input", default="{}", help="a JSON object, or @FILE to read one (default {})"
         )
-        for name in ("resume", "status", "cancel", "retry"):
+        for name in ("resume", "status", "cancel", "retry", "wake"):
             sub[name].add_argument("id", help="the instance id")
         sub["resume"].add_argument("--value", required=True, help="a JSON value, or @FILE")
         sub["resume"].add_argument(
@@ -71,6 +74,9 @@ class Command(BaseCommand):
         sub["instances"].add_argument("--flow", help="only instances of this flow")
         sub["instances"].add_argument(
             "--status", help="only instances in this status: " + ", ".join(STATUSES)
+        )
+        sub["instances"].add_argument(
+            "--waiting", help="only suspended instances waiting for: " + ", ".join(WAITING)
         )
         sub["instances"].add_argument("--limit", type=int, default=50, help="at most (50)")
         sub["replay"].add_argument("--flow", help="only instances of this flow")
@@ -161,6 +167,10 @@ class Command(BaseCommand):
         pk = self.instance_id(id)
         self.report(pk, store.cancel(pk))
 
+    def do_wake(self, id: str, **options) -> None:
+        pk = self.instance_id(id)
+        self.report(pk, store.wake(pk, early=True))
+
     def do_retry(self, id: str, **options) -> None:
         pk = self.instance_id(id)
         self.report(pk, store.retry(pk))
@@ -173,8 +183,8 @@ class Command(BaseCommand):
             f"instance {instance.pk} of {instance.flow_name!r}: {instance.status}",
             f"  input:   {json.dumps(instance.input, ensure_ascii=False)}",
         ]
-        if instance.waiting_tag:
-            lines.append(f"  waiting: {instance.waiting_tag!r}")
+        if instance.status == FlowInstance.Status.SUSPENDED:
+            lines.append(f"  waiting: {store.waiting_for(instance)}{_time_left(instance)}")
         if instance.status == FlowInstance.Status.DONE:
             lines.append(f"  result:  {json.dumps(instance.result, ensure_ascii=False)}")
         if instance.error:
@@ -192,15 +202,21 @@ class Command(BaseCommand):
             lines += [_log_line(e) for e in entries]
         self.emit(data, "\n".join(lines))
 
-    def do_instances(self, flow: str | None, status: str | None, limit: int, **options) -> None:
+    def do_instances(
+        self, flow: str | None, status: str | None, waiting: str | None, limit: int, **options
+    ) -> None:
         if not 1 <= limit <= MAX_LIMIT:
             self.fail("bad_limit", f"--limit must be between 1 and {MAX_LIMIT}")
         if status is not None and status not in STATUSES:
             self.fail("bad_status", f"--status must be one of {', '.join(STATUSES)}")
-        found = [_summary(i) for i in store.instances(flow=flow, status=status)[:limit]]
+        if waiting is not None and waiting not in WAITING:
+            self.fail("bad_waiting", f"--waiting must be one of {', '.join(WAITING)}")
+        chosen = store.instances(flow=flow, status=status, waiting=waiting)[:limit]
+        found = [_summary(i) for i in chosen]
         lines = [
             f"{r['id']:>8}  {r['flow']}  {r['status']}"
             + (f" on {r['waiting_tag']!r}" if r["waiting_tag"] else "")
+            + (f" until {r['wake_at']:%Y-%m-%d %H:%M:%S}" if r["wake_at"] else "")
             + f"  log {r['log_length']}  updated {_when(r['updated_at'])}"
             for r in found
         ]
@@ -227,11 +243,21 @@ def _summary(instance: FlowInstance) -> dict[str, Any]:
         "flow": instance.flow_name,
         "status": instance.status,
         "waiting_tag": instance.waiting_tag,
+        "waiting": instance.waiting_kind or None,
+        "match": instance.waiting_match,
+        "wake_at": instance.wake_at,
         "log_length": instance.log_length,
         "code_hash": instance.code_hash,
         "created_at": instance.created_at,
         "updated_at": instance.updated_at,
     }
+
+
+def _time_left(instance: FlowInstance) -> str:
+    if instance.wake_at is None:
+        return ""
+    left = (instance.wake_at - timezone.now()).total_seconds()
+    return f" ({left:.0f} s left)" if left > 0 else " (due)"
 
 
 def _when(moment) -> str:
