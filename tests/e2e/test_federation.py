@@ -55,6 +55,16 @@ def test_a_follows_b_b_approves_then_a_note_and_its_delete_arrive_in_order(two_n
     b.manage("flows", "resume", str(instance), "--value", "true")
     wait_until(lambda: follow_state(a, a.demo, b.demo) == "accepted", 30, "A's follow accepted")
     assert follow_state(b, a.demo, b.demo) == "accepted"
+    # A's follow flow, waiting for that Accept, ended accepted (flows status says so).
+    ended = wait_until(
+        lambda: a.db.value(
+            "SELECT result->>'outcome' FROM flows_flowinstance WHERE id = %s AND status = 'done'",
+            follow["flow_instance"],
+        ),
+        30,
+        "A's follow flow to end",
+    )
+    assert ended == "accepted"
 
     # B posts to its followers: the Note reaches A's inbox once; its Delete comes after it.
     followers = f"{b.demo}/followers"

@@ -260,6 +260,33 @@ def test_follow_json_output(demo, peer):
     )
 
 
+def test_follow_starts_the_follow_flow_which_ends_when_the_accept_arrives(demo, peer):
+    from fedsx.kernel import append_inbox
+    from flows import store
+    from flows.models import FlowInstance
+    from triggers.pipeline import apply_entries
+
+    url = peer.serve("/users/carol", actor_document(peer.origin, "carol"))
+    data = run_json("follow", "--as", "demo", url, "--timeout", "120")
+    instance = FlowInstance.objects.get(pk=data["flow_instance"])
+    assert (instance.flow_name, instance.waiting_kind) == ("follow", "activity")
+    left = (instance.wake_at - timezone.now()).total_seconds()
+    assert 100 < left <= 120
+    accept = {"id": f"{url}#accepts/1", "type": "Accept", "actor": url, "object": data["id"]}
+    (entry,) = append_inbox(accept, [demo]).entries
+    apply_entries([entry.pk])
+    assert store.status(instance.pk).value["outcome"] == "accepted"
+    assert Follow.objects.get(follower=demo, following__ap_id=url).state == "accepted"
+
+
+def test_follow_refuses_a_bad_timeout(demo, peer):
+    url = peer.serve("/users/carol", actor_document(peer.origin, "carol"))
+    before = (Activity.objects.count(), Delivery.objects.count())
+    with pytest.raises(CommandError, match="--timeout is a positive number"):
+        run("follow", "--as", "demo", url, "--timeout", "-5")
+    assert (Activity.objects.count(), Delivery.objects.count()) == before
+
+
 def test_follow_refuses_an_unresolvable_target(demo, peer):
     missing = f"{peer.origin}/users/nobody"  # the server answers 404
     refused("follow", "--as", "demo", missing, match=r"^cannot resolve ")

@@ -1,13 +1,17 @@
 """``manage.py follow --as NAME TARGET``: a local actor follows a remote (or local) actor.
 
 TARGET is ``acct:user@host``, ``@user@host``, ``user@host`` or an actor URL, resolved
-through WebFinger and the actor document. The Follow goes through the outbox; its Follow
-row is pending until the remote Accept (or Reject) arrives.
+through WebFinger and the actor document. It starts the ``follow`` flow, which sends the
+Follow through the outbox and waits for the remote Accept or Reject (``--timeout``
+seconds, ``FOLLOW_TIMEOUT_SECONDS`` by default); the Follow row is pending until then, and
+``flows status`` on the printed instance shows how it ended: accepted, rejected, timed out.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from django.db import transaction
 
 from fedsx.models import Actor, Follow
 
@@ -43,10 +47,18 @@ class Command(OperatorCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("target", metavar="TARGET", help="user@host or an actor URL")
         parser.add_argument("--as", dest="sender", required=True, help="local actor name")
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            help="seconds to wait for the Accept or Reject (default FOLLOW_TIMEOUT_SECONDS)",
+        )
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args, target: str, sender: str, **options: Any) -> None:
         self.as_json = options["json"]
+        timeout = options.get("timeout")
+        if timeout is not None and not 0 < timeout < 10**9:
+            self.fail("bad_timeout", "--timeout is a positive number of seconds")
         actor = self.local_actor(sender)
         try:
             followed = resolve(target.strip())
@@ -61,12 +73,28 @@ class Command(OperatorCommand):
                 f"{sender} already follows {followed.ap_id} (accepted): unfollow first to "
                 "follow again",
             )
-        activity = self.post(
-            actor, {"type": "Follow", "object": followed.ap_id, "to": [followed.ap_id]}
-        )
+        instance_id, activity = self.start_flow(actor, followed, timeout)
         follow = Follow.objects.filter(follower=actor, following=followed).first()
         self.posted(
             activity,
             object=followed.ap_id,
             state=follow.state if follow is not None else None,
+            flow_instance=instance_id,
         )
+
+    def start_flow(self, actor: Actor, followed: Actor, timeout: float | None):
+        """Start the follow flow; on any refusal nothing is kept, not even the instance."""
+        from fedsx.models import Activity
+        from flows import store
+
+        input = {"actor": actor.ap_id, "target": followed.ap_id}
+        if timeout is not None:
+            input["timeout"] = timeout
+        with transaction.atomic():
+            pk, outcome = store.start("follow", input)
+            if outcome.status != "suspended":
+                transaction.set_rollback(True)
+                detail = outcome.detail.split(": ", 1)[-1] if outcome.detail else outcome.status
+                self.fail(outcome.error or "not_sent", f"the Follow was not sent: {detail}")
+            sent = store.instances().get(pk=pk).log.get(kind="step").value
+            return pk, Activity.objects.get(ap_id=sent)
