@@ -283,3 +283,58 @@ def test_an_answer_committed_while_the_receive_is_being_registered_is_not_lost(
     instance = FlowInstance.objects.get(pk=pk)
     assert (instance.status, instance.result) == ("done", {"answer": "Accept"})
     assert Receipt.objects.filter(instance=instance).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_question_flow_counts_one_vote_per_voter_and_posts_the_tally(
+    demo, django_capture_on_commit_callbacks
+):
+    from fedsx.models import Activity
+
+    instance = started("question", {"actor": "demo", "options": ["tea", "coffee"]})
+    question = instance.log.get(tag="question id").value
+    assert Activity.objects.get(object_id=question).payload["object"]["type"] == "Question"
+
+    def vote(voter: str, name: str, n: int) -> None:
+        note = {"type": "Note", "name": name, "inReplyTo": question, "attributedTo": voter}
+        with django_capture_on_commit_callbacks(execute=True):  # the look-back after each
+            arrive(demo, {"id": f"{voter}#v{n}", "type": "Create", "actor": voter, "object": note})
+
+    vote("https://a.example/u/1", "tea", 1)
+    vote("https://b.example/u/2", "coffee", 2)
+    vote("https://a.example/u/1", "coffee", 3)  # a second vote by the same voter: ignored
+    vote("https://c.example/u/3", "beer", 4)  # not an option: ignored
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = store.wake(instance.pk, early=True)  # the poll closes
+    assert outcome.value["tally"] == {"tea": 1, "coffee": 1}
+    update = Activity.objects.filter(type="Update", actor=demo.ap_id).get()
+    counts = [o["replies"]["totalItems"] for o in update.payload["object"]["oneOf"]]
+    assert update.payload["object"]["id"] == question and counts == [1, 1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_arrivals_for_one_wait_resume_it_once(receiver_flow, settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent sessions need Postgres (CI runs it)")
+    settings.FEDSX = {**settings.FEDSX, "DISPATCH_TRIGGERS": False}  # the threads deliver
+    demo = create_local_actor("demo")
+    pk, _ = store.start(receiver_flow, {})
+    entries = [append_inbox(accept(20 + n), [demo]).entries[0] for n in range(4)]
+    FlowInstance.objects.filter(pk=pk).update(lookback_due=False)
+    barrier, outcomes = threading.Barrier(len(entries)), []
+
+    def arrive_at_once(entry):
+        barrier.wait(10)
+        try:
+            outcomes.append(waits._deliver(pk, entry))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=arrive_at_once, args=(e,)) for e in entries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert sorted(outcomes) == [0, 0, 0, 1]
+    assert Receipt.objects.filter(instance_id=pk).count() == 1
+    assert FlowInstance.objects.get(pk=pk).status == "done"
