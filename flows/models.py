@@ -13,6 +13,8 @@ import re
 from django.db import models
 from django.utils import timezone
 
+from .status import InstanceStatus, Waiting
+
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -41,13 +43,7 @@ class FlowDefinition(models.Model):
 class FlowInstance(models.Model):
     """One run of a flow, suspended between resumes or finished."""
 
-    class Status(models.TextChoices):
-        RUNNING = "running"
-        SUSPENDED = "suspended"
-        DONE = "done"
-        CRASHED = "crashed"
-        CANCELLED = "cancelled"
-        NONDETERMINISTIC = "nondeterministic"
+    Status = InstanceStatus  # flows/status.py: the one vocabulary
 
     id = models.BigAutoField(primary_key=True)
     flow_name = models.CharField(max_length=200, db_index=True)
@@ -58,10 +54,7 @@ class FlowInstance(models.Model):
     )
     waiting_tag = models.CharField(max_length=200, blank=True, db_index=True)
 
-    class Waiting(models.TextChoices):
-        OPERATOR = "operator"  # an operator's resume (ctx.wait)
-        ACTIVITY = "activity"  # an arriving activity (ctx.receive), maybe with a deadline
-        TIMER = "timer"  # a time (ctx.sleep)
+    Waiting = Waiting  # flows/status.py: what a suspended instance waits for
 
     # What a suspended instance waits for; empty otherwise.
     waiting_kind = models.CharField(max_length=10, choices=Waiting.choices, blank=True)

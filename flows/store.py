@@ -72,8 +72,8 @@ LOCK_NOT_AVAILABLE = "55P03"  # Postgres SQLSTATE for SELECT … FOR UPDATE NOWA
 class Outcome:
     """What a store call did, or why it did nothing.
 
-    ``status`` is the instance's status after the call ("done", "suspended", "crashed",
-    "nondeterministic", "cancelled"), or "error" when the call was refused. ``error`` is a
+    ``status`` is the instance's status after the call, or ``error`` when the call was
+    refused (the names: flows/status.py). ``error`` is a
     stable code, ``detail`` a sentence for people.
     """
 

@@ -15,18 +15,17 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from fedsx.models import InboxEntry
-from flows import store
+from flows import status, store
 
 from .models import Firing
 from .registry import CompiledTrigger
 
 logger = logging.getLogger(__name__)
 
-# flows.store statuses -> Firing outcomes; anything else is an error firing.
+# The store's outcomes a firing records as they are (one vocabulary: flows/status.py);
+# anything else (a refusal, a non-deterministic start) is an error firing.
 _OUTCOMES = {
-    "done": Firing.Outcome.DONE,
-    "suspended": Firing.Outcome.SUSPENDED,
-    "crashed": Firing.Outcome.CRASHED,
+    status: Firing.Outcome(status) for status in (status.DONE, status.SUSPENDED, status.CRASHED)
 }
 
 

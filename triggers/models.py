@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from fedsx.cid import json_cid
 from fedsx.models import Activity, Actor, InboxEntry
+from flows.status import FiringOutcome
 
 from .guards import GuardSyntaxError, compile_guard
 
@@ -189,12 +190,7 @@ def registry_changed(sender, **kwargs) -> None:
 class Firing(models.Model):
     """One trigger fired for one activity in one local actor's inbox."""
 
-    class Outcome(models.TextChoices):
-        STARTED = "started"
-        DONE = "done"
-        SUSPENDED = "suspended"
-        CRASHED = "crashed"
-        ERROR = "error"
+    Outcome = FiringOutcome  # flows/status.py: the one vocabulary
 
     actor = models.ForeignKey(Actor, on_delete=models.CASCADE, related_name="triggers_fired")
     activity_cid = models.CharField(max_length=100, db_index=True)
