@@ -22,9 +22,16 @@ from .models import Delivery, Host
 State = Host.State
 
 
-def host_row(host: str) -> Host:
-    row, _ = Host.objects.get_or_create(host=host)
-    return row
+def host_rows(names: set[str]) -> dict[str, Host]:
+    """The Host rows of these hosts, made where missing: one query when all exist (a
+    get_or_create per host cost a query each, per batch), two more when some are new (made
+    together; a row another worker makes at the same moment is taken as it is)."""
+    rows = {row.host: row for row in Host.objects.filter(host__in=names).order_by()}
+    missing = names - rows.keys()
+    if missing:
+        Host.objects.bulk_create([Host(host=name) for name in missing], ignore_conflicts=True)
+        rows |= {row.host: row for row in Host.objects.filter(host__in=missing).order_by()}
+    return rows
 
 
 def is_held(host: Host) -> bool:
