@@ -338,3 +338,18 @@ def test_concurrent_arrivals_for_one_wait_resume_it_once(receiver_flow, settings
     assert sorted(outcomes) == [0, 0, 0, 1]
     assert Receipt.objects.filter(instance_id=pk).count() == 1
     assert FlowInstance.objects.get(pk=pk).status == "done"
+
+
+@pytest.mark.django_db
+def test_replay_catches_a_deploy_that_changes_what_a_flow_waits_for(demo, receiver_flow):
+    instance = started(receiver_flow)
+    sleeping = started("timer", {"seconds": 3600})
+    assert {c.instance_id: c.ok for c in store.check_replay()}[instance.pk] is True
+
+    @flow("test.receive")
+    def changed(ctx, input):  # the deploy: now waits for Accept only
+        return ctx.receive({"type": "Accept", "object": FOLLOW_ID}, timeout=60)
+
+    verdicts = {c.instance_id: c for c in store.check_replay()}
+    assert not verdicts[instance.pk].ok and "now waits on" in verdicts[instance.pk].detail
+    assert verdicts[sleeping.pk].ok  # the timer flow did not change
