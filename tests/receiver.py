@@ -106,7 +106,9 @@ class Receiver:
                     )
                 if reply.delay:
                     time.sleep(reply.delay)
-                answer = b'{"status":"ok"}'
+                # 204 and 304 carry no body (RFC 9110): bytes sent after one would be read
+                # as the next answer on the kept-alive connection.
+                answer = b"" if reply.status in (204, 304) else b'{"status":"ok"}'
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
