@@ -23,8 +23,13 @@ DEFAULTS: dict[str, Any] = {
     "FETCH_TIMEOUT_SECONDS": 5.0,
     "FETCH_MAX_BYTES": 1024 * 1024,
     "FETCH_MAX_REDIRECTS": 3,
-    # A key that failed verification is refetched at most once per this many seconds.
-    "KEY_REFETCH_INTERVAL_SECONDS": 300,
+    # A key that failed verification is refetched at once (a rotated key), at most once
+    # per this many seconds per key.
+    "KEY_REFETCH_INTERVAL_SECONDS": 10,
+    # Key fetches per host: a token bucket, so ever-new keyIds cannot make us hammer one
+    # server; past it a delivery gets 503 with Retry-After.
+    "KEY_FETCHES_PER_HOST_PER_MINUTE": 60,
+    "KEY_FETCH_BURST": 20,
     # After failing to resolve or connect to a server (scheme, host, port), fetches from it
     # are not tried again for this long; its deliveries get 503 and Retry-After meanwhile.
     "FETCH_BACKOFF_SECONDS": 30,

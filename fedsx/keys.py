@@ -69,6 +69,8 @@ def forget(key_id: str | None = None) -> None:
         if key_id is None:
             _cache.clear()
             _unconfirmed.clear()
+            _refetched.clear()
+            key_fetch_budget.clear()
         else:
             _cache.pop(key_id, None)
             _unconfirmed.pop(key_id, None)
@@ -112,19 +114,73 @@ def key_for(key_id: str) -> VerificationKey:
 def refetch_if_stale(key: VerificationKey) -> VerificationKey | None:
     """After a failed verification: the freshly fetched key if it may have rotated, else None.
 
-    At most one refetch per key per KEY_REFETCH_INTERVAL_SECONDS, so a flood of bad
-    signatures cannot make us hammer the signer's server.
+    A server that rotates its key signs its next delivery with the new one, so the cached
+    key is refetched at once, but at most once per KEY_REFETCH_INTERVAL_SECONDS (10 s), so
+    a flood of bad signatures cannot make us hammer the signer's server; and one fetch per
+    key at a time in this process: concurrent deliveries signed with the new key wait for
+    that fetch and share its answer.
     """
     if key.local or key.fetched is not None:
         return None
-    interval = timedelta(seconds=fedsx_settings.KEY_REFETCH_INTERVAL_SECONDS)
-    if key.fetched_at and timezone.now() - key.fetched_at < interval:
-        return None
-    # Whatever the refetch finds, this key is not asked again before the interval is over.
-    Actor.objects.filter(key_id=key.key_id).update(key_fetched_at=timezone.now())
-    forget(key.key_id)
-    fresh = fetch_key(key.key_id)
-    return None if fresh.public_key == key.public_key else fresh
+    with _refetch_lock(key.key_id):
+        recent = _refetched.get(key.key_id)
+        interval = fedsx_settings.KEY_REFETCH_INTERVAL_SECONDS
+        if recent is not None and time.monotonic() - recent[1] < interval:
+            fresh = recent[0]  # another request refetched it a moment ago
+            return None if fresh is None or fresh.public_key == key.public_key else fresh
+        if key.fetched_at and timezone.now() - key.fetched_at < timedelta(seconds=interval):
+            return None
+        # Whatever the refetch finds, this key is not asked again before the interval is over.
+        Actor.objects.filter(key_id=key.key_id).update(key_fetched_at=timezone.now())
+        forget(key.key_id)
+        _refetched[key.key_id] = (None, time.monotonic())
+        fresh = fetch_key(key.key_id)
+        _refetched[key.key_id] = (fresh, time.monotonic())
+        return None if fresh.public_key == key.public_key else fresh
+
+
+_refetched: dict[str, tuple[VerificationKey | None, float]] = {}
+_refetch_locks: dict[str, threading.Lock] = {}
+
+
+def _refetch_lock(key_id: str) -> threading.Lock:
+    with _lock:
+        if len(_refetch_locks) >= CACHE_MAX_ENTRIES:  # bounded; a lock in use stays held
+            _refetch_locks.clear()
+            _refetched.clear()
+        return _refetch_locks.setdefault(key_id, threading.Lock())
+
+
+class HostBuckets:
+    """A token bucket per host for key fetches: ``KEY_FETCHES_PER_HOST_PER_MINUTE``,
+    bursts of ``KEY_FETCH_BURST``. Deliveries signed with ever-new keyIds at one host
+    cannot make the node hammer it; past the limit they are told to come back (503)."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, tuple[float, float]] = {}  # host -> (tokens, at)
+        self.lock = threading.Lock()
+
+    def take(self, host: str) -> bool:
+        rate = fedsx_settings.KEY_FETCHES_PER_HOST_PER_MINUTE / 60.0
+        burst = float(fedsx_settings.KEY_FETCH_BURST)
+        now = time.monotonic()
+        with self.lock:
+            if len(self.buckets) >= CACHE_MAX_ENTRIES:
+                self.buckets.clear()
+            tokens, at = self.buckets.get(host, (burst, now))
+            tokens = min(burst, tokens + (now - at) * rate)
+            if tokens < 1.0:
+                self.buckets[host] = (tokens, now)
+                return False
+            self.buckets[host] = (tokens - 1.0, now)
+            return True
+
+    def clear(self) -> None:
+        with self.lock:
+            self.buckets.clear()
+
+
+key_fetch_budget = HostBuckets()
 
 
 def store_verified(key: VerificationKey) -> VerificationKey:
@@ -165,6 +221,11 @@ def fetch_key(key_id: str) -> VerificationKey:
 
 
 def _fetch(url: str) -> dict:
+    host = host_of(url)
+    if not key_fetch_budget.take(host):
+        raise KeyUnavailable(
+            "key_fetch_rate", f"too many key fetches from {host} just now", temporary=True
+        )
     try:
         return fetch_json(url)
     except FetchError as exc:
