@@ -110,13 +110,36 @@ class PostedView(FederationView):
             document = entry.activity.payload.get("object") if entry else None
         if not isinstance(document, dict):
             raise not_found(f"nothing public at {url}")
+        status = 200
+        if self.kind == "objects":
+            document, status = _unless_deleted(actor, url, document)
         if isinstance(request.accepted_renderer, TemplateHTMLRenderer):
             pretty = json.dumps(document, indent=2, ensure_ascii=False)
             kind = document.get("type", "")
-            return Response({"actor": actor, "document": document, "pretty": pretty, "kind": kind})
+            context = {"actor": actor, "document": document, "pretty": pretty, "kind": kind}
+            return Response(context, status=status)
         if "@context" not in document:
             document = {"@context": media.AS_CONTEXT, **document}
-        return Response(document)
+        return Response(document, status=status)
+
+
+def _unless_deleted(actor, url: str, document: dict) -> tuple[dict, int]:
+    """An object its author has since deleted is a Tombstone, answered 410 Gone (as
+    Mastodon does), so a peer that dereferences it drops its copy."""
+    deleted = (
+        OutboxEntry.objects.filter(actor=actor, activity__type="Delete", activity__object_id=url)
+        .select_related("activity")
+        .first()
+    )
+    if deleted is None:
+        return document, 200
+    tombstone = {
+        "id": url,
+        "type": "Tombstone",
+        "formerType": document.get("type", ""),
+        "deleted": deleted.activity.payload.get("published", ""),
+    }
+    return tombstone, 410
 
 
 class FollowCollectionView(FederationView):

@@ -73,6 +73,24 @@ def test_posted_activity_and_object_are_served_at_their_ids(client, demo):
 
 
 @pytest.mark.django_db
+def test_a_deleted_object_is_a_tombstone_answered_410(client, demo):
+    posted = outbox.post(demo, note(to=[PUBLIC]))
+    path = posted.object_id.removeprefix("http://testserver")
+    assert client.get(path, HTTP_ACCEPT=AP).status_code == 200
+    outbox.post(demo, {"type": "Delete", "object": posted.object_id, "to": [PUBLIC]})
+    gone = client.get(path, HTTP_ACCEPT=AP)
+    assert gone.status_code == 410
+    tombstone = json.loads(gone.content)
+    assert (tombstone["id"], tombstone["type"], tombstone["formerType"]) == (
+        posted.object_id,
+        "Tombstone",
+        "Note",
+    )
+    page = client.get(path, HTTP_ACCEPT="text/html")
+    assert page.status_code == 410 and b"hello" not in page.content
+
+
+@pytest.mark.django_db
 def test_a_followers_only_post_is_not_served_nor_listed(client, demo):
     posted = outbox.post(demo, note(to=[demo.followers_url]))
     for url in (posted.ap_id, posted.object_id):
