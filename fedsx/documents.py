@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from . import media
 from .models import Actor
+
+# Asked whether a Follow of this actor would be held for someone's approval (the triggers
+# app registers one: a trigger on Follow starting the approval flow); the kernel itself
+# holds nothing.
+follow_policies: list[Callable[[Actor], bool]] = []
+
+
+def approves_manually(actor: Actor) -> bool:
+    return any(policy(actor) for policy in follow_policies)
 
 
 def actor_document(actor: Actor) -> dict[str, Any]:
@@ -21,7 +31,12 @@ def actor_document(actor: Actor) -> dict[str, Any]:
         "outbox": actor.outbox_url,
         "followers": actor.followers_url,
         "following": actor.following_url,
-        "manuallyApprovesFollowers": False,
+        "manuallyApprovesFollowers": approves_manually(actor),
+        # Listed in directories, but not opted into full-text search (Mastodon's default
+        # for a new account is the same pair).
+        "discoverable": True,
+        "indexable": False,
+        "published": actor.created_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "endpoints": {"sharedInbox": actor.shared_inbox_url},
         "publicKey": {
             "id": actor.key_id,

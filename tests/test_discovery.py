@@ -223,3 +223,27 @@ class TestHomePage:
     def test_without_actors_says_how_to_make_one(self, client):
         page = client.get("/").content.decode()
         assert "create_actor NAME" in page
+
+
+@pytest.mark.django_db
+def test_the_actor_document_says_when_follows_are_held_for_approval(client):
+    from fedsx.actors import create_local_actor
+    from triggers.models import Trigger
+
+    create_local_actor("amy")
+    create_local_actor("ben")
+
+    def document(name: str) -> dict:
+        response = client.get(f"/actors/{name}", HTTP_ACCEPT="application/activity+json")
+        return response.json()
+
+    assert document("amy")["manuallyApprovesFollowers"] is False
+    assert (document("amy")["discoverable"], document("amy")["indexable"]) == (True, False)
+    assert document("amy")["published"].endswith("Z")
+    Trigger.objects.create(activity_type="Follow", flow_name="auto_accept")
+    assert document("amy")["manuallyApprovesFollowers"] is False  # auto_accept holds nothing
+    Trigger.objects.create(activity_type="Follow", flow_name="approval", actor_scope=["ben"])
+    assert document("amy")["manuallyApprovesFollowers"] is False  # scoped to ben only
+    assert document("ben")["manuallyApprovesFollowers"] is True
+    Trigger.objects.create(activity_type="*", flow_name="approval", enabled=False)
+    assert document("amy")["manuallyApprovesFollowers"] is False  # disabled

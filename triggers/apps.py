@@ -14,6 +14,11 @@ class TriggersConfig(AppConfig):
         from .models import Trigger, registry_changed
 
         enqueue.register()  # trigger application is a job kind (fedsx/jobs.py)
+        from fedsx.documents import follow_policies
+
+        from .models import holds_follows
+
+        follow_policies.append(holds_follows)  # manuallyApprovesFollowers
         inbox_appended.connect(enqueue.entries_appended, dispatch_uid="triggers.entries")
         # Every process rebuilds its trigger index when the registry version moved.
         post_save.connect(registry_changed, sender=Trigger, dispatch_uid="triggers.saved")

@@ -245,3 +245,18 @@ def trigger_as_dict(trigger: Trigger) -> dict:
         "enabled": trigger.enabled,
         "trigger_cid": trigger.trigger_cid,
     }
+
+
+# Flows that hold a follow request for someone's decision: a trigger on Follow starting one
+# makes the actor document say manuallyApprovesFollowers, so peers show "requested".
+HOLDING_FLOWS = frozenset({"approval"})
+
+
+def holds_follows(actor: Actor) -> bool:
+    """Would a Follow of ``actor`` be held (an enabled trigger on Follow, or on any type,
+    for this actor or for all, starts a holding flow)? A guard is not evaluated: a trigger
+    that may hold some requests makes the account one that approves its followers."""
+    candidates = Trigger.objects.filter(
+        enabled=True, activity_type__in=["Follow", ANY_TYPE], flow_name__in=HOLDING_FLOWS
+    ).values_list("actor_scope", flat=True)
+    return any(not scope or actor.username in scope for scope in candidates)
