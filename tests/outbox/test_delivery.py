@@ -258,3 +258,26 @@ def test_a_claimed_delivery_is_not_sent_twice(demo, receiver):
     assert job.pk in delivery.overdue()
     run(job)
     assert job.status == Status.DELIVERED and len(receiver.received) == 1
+
+
+@pytest.mark.django_db
+def test_a_private_inbox_named_by_a_remote_actor_document_is_never_connected_to(demo, settings):
+    from tests.keyserver import KeyServer
+
+    with KeyServer() as peer:
+        settings.FEDSX = {**settings.FEDSX, "FETCH_ALLOWLIST": f"127.0.0.1:{peer.port}"}
+        ap_id = f"{peer.origin}/users/mal"
+        peer.serve(
+            "/users/mal",
+            {
+                "id": ap_id,
+                "type": "Person",
+                "inbox": f"{ap_id}/inbox",
+                "endpoints": {"sharedInbox": "http://10.255.0.1/inbox"},  # internal
+            },
+        )
+        activity = outbox.post(demo, {"type": "Note", "content": "hi", "to": [ap_id]})
+    job = activity.deliveries.get()  # the actor was resolved from its document
+    run(job)
+    assert job.status == Status.FAILED and "refused_url" in job.last_error
+    assert job.inbox_url == "http://10.255.0.1/inbox"  # its shared inbox, never reached
