@@ -52,3 +52,13 @@ def dangling_row(ctx, input: dict) -> dict:
         return True
 
     return {"wrote": ctx.step("write", write)}
+
+
+@flow("test.sleep-then-slow")
+def sleep_then_slow(ctx, input: dict) -> str:
+    """Wakes into a slow step, so a test can kill the worker while it is waking."""
+    import time
+
+    ctx.sleep(input["seconds"])
+    ctx.step("slow", time.sleep, input.get("slow", 4))
+    return "woke"
