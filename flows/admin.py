@@ -198,7 +198,7 @@ class FlowInstanceAdmin(admin.ModelAdmin):
         context = {**(extra_context or {}), "resume_form": resume_form}
         if instance is not None:
             context.update(self._timeline(instance), may_operate=self.may_operate(request))
-            context["waiting_for"] = store.waiting_for(instance)
+            context["waiting_for"] = store.waiting_for(instance) + store.time_left(instance)
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def _timeline(self, instance: FlowInstance) -> dict:

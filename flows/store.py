@@ -124,6 +124,14 @@ def waiting_for(instance: FlowInstance) -> str:
     return f"waiting on {instance.waiting_tag!r}"
 
 
+def time_left(instance: FlowInstance) -> str:
+    """`` (N s left)`` or `` (due)`` for an instance with a deadline, else nothing."""
+    if instance.wake_at is None:
+        return ""
+    left = (instance.wake_at - timezone.now()).total_seconds()
+    return f" ({left:.0f} s left)" if left > 0 else " (due)"
+
+
 def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 

@@ -183,7 +183,7 @@ def test_instances_cannot_be_added_or_edited_by_hand(admin_client, instances):
 def test_wake_now_fires_a_timer_and_the_page_shows_what_it_waits_for(admin_client):
     pk, _ = store.start("timer", {"seconds": 3600})
     page = admin_client.get(change_url(pk)).content.decode()
-    assert "Wake now" in page and "sleeping until" in page
+    assert "Wake now" in page and "sleeping until" in page and "s left)" in page
     assert 'id="flow-resume"' not in page  # a timer is not answered by an operator
     woken = admin_client.post(change_url(pk), {"_flow_action": "wake"}, follow=True)
     assert f"Instance {pk} woken: done" in woken.content.decode()

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from flows import store
 from flows.definitions import sync_definitions
@@ -184,7 +183,7 @@ class Command(BaseCommand):
             f"  input:   {json.dumps(instance.input, ensure_ascii=False)}",
         ]
         if instance.status == FlowInstance.Status.SUSPENDED:
-            lines.append(f"  waiting: {store.waiting_for(instance)}{_time_left(instance)}")
+            lines.append(f"  waiting: {store.waiting_for(instance)}{store.time_left(instance)}")
         if instance.status == FlowInstance.Status.DONE:
             lines.append(f"  result:  {json.dumps(instance.result, ensure_ascii=False)}")
         if instance.error:
@@ -251,13 +250,6 @@ def _summary(instance: FlowInstance) -> dict[str, Any]:
         "created_at": instance.created_at,
         "updated_at": instance.updated_at,
     }
-
-
-def _time_left(instance: FlowInstance) -> str:
-    if instance.wake_at is None:
-        return ""
-    left = (instance.wake_at - timezone.now()).total_seconds()
-    return f" ({left:.0f} s left)" if left > 0 else " (due)"
 
 
 def _when(moment) -> str:
