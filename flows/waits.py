@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -67,7 +66,7 @@ def answer_entries(entries: list[InboxEntry]) -> int:
     return resumed
 
 
-def _answers(spec: Any, entry: InboxEntry) -> bool:
+def _answers(spec: Match | dict, entry: InboxEntry) -> bool:
     try:
         return Match.parse(spec).matches(
             entry.activity.payload, entry.activity.actor, entry.actor.ap_id
@@ -120,7 +119,7 @@ def _earliest_answer(instance: FlowInstance) -> InboxEntry | None:
         .select_related("activity", "actor")
         .order_by("pk")[:LOOKBACK_LIMIT]
     )
-    return next((entry for entry in candidates if _answers(spec.as_dict(), entry)), None)
+    return next((entry for entry in candidates if _answers(spec, entry)), None)
 
 
 def _narrowed(spec: Match) -> Q:

@@ -24,9 +24,7 @@ logger = logging.getLogger(__name__)
 
 # The store's outcomes a firing records as they are (one vocabulary: flows/status.py);
 # anything else (a refusal, a non-deterministic start) is an error firing.
-_OUTCOMES = {
-    status: Firing.Outcome(status) for status in (status.DONE, status.SUSPENDED, status.CRASHED)
-}
+_OUTCOMES = {name: Firing.Outcome(name) for name in (status.DONE, status.SUSPENDED, status.CRASHED)}
 
 
 def flow_input(trigger: CompiledTrigger, entry: InboxEntry) -> dict:

@@ -31,3 +31,31 @@ def remote_actor(ap_id: str, *, inbox: str, shared_inbox: str = "") -> Actor:
 
 def follows(follower: Actor, followed: Actor, state=Follow.State.ACCEPTED) -> Follow:
     return Follow.objects.create(follower=follower, following=followed, state=state)
+
+
+def deliveries_in_every_status(sender: Actor, payload: dict, **per_status) -> tuple:
+    """A posted activity with one delivery in each status, alternating between the hosts
+    remote.example and other.example; ``per_status`` gives fields as functions of the
+    status (``last_error=lambda status: ...``). Returns (activity, {status: delivery})."""
+    from fedsx.models import Activity, Delivery
+
+    activity = Activity.objects.create(
+        ap_id=f"{sender.ap_id}/activities/a1",
+        activity_cid="bcid-a1",
+        type="Create",
+        actor=sender.ap_id,
+        payload=payload,
+    )
+    made = {}
+    for n, status in enumerate(Delivery.Status.values):
+        host = "remote.example" if n % 2 == 0 else "other.example"
+        made[status] = Delivery.objects.create(
+            activity=activity,
+            sender=sender,
+            inbox_url=f"https://{host}/inbox/{status}",
+            host=host,
+            status=status,
+            attempts=n,
+            **{field: value(status) for field, value in per_status.items()},
+        )
+    return activity, made

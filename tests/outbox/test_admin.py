@@ -10,7 +10,8 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from django.utils import timezone
 
-from fedsx.models import Activity, Actor, Delivery, Host, OutboxEntry
+from fedsx.models import Actor, Delivery, Host, OutboxEntry
+from tests.outbox.conftest import deliveries_in_every_status
 
 pytestmark = pytest.mark.django_db
 
@@ -22,28 +23,15 @@ HOSTS = reverse("admin:fedsx_host_changelist")
 @pytest.fixture
 def posted(demo):
     """A posted activity with one delivery in each status, to two hosts."""
-    activity = Activity.objects.create(
-        ap_id=f"{demo.ap_id}/activities/a1",
-        activity_cid="bcid-a1",
-        type="Create",
-        actor=demo.ap_id,
-        payload={"type": "Create", "content": "<script>x</script>"},
+    now = timezone.now()
+    activity, made = deliveries_in_every_status(
+        demo,
+        {"type": "Create", "content": "<script>x</script>"},
+        last_status=lambda status: 503 if status == Status.EXPIRED else None,
+        last_error=lambda status: "HTTP 503 <b>down</b>" if status == Status.EXPIRED else "",
+        delivered_at=lambda status: now if status == Status.DELIVERED else None,
     )
     OutboxEntry.objects.create(actor=demo, seq=1, activity=activity, public=True)
-    made = {}
-    for n, status in enumerate(Status.values):
-        host = "remote.example" if n % 2 == 0 else "other.example"
-        made[status] = Delivery.objects.create(
-            activity=activity,
-            sender=demo,
-            inbox_url=f"https://{host}/inbox/{status}",
-            host=host,
-            status=status,
-            attempts=n,
-            last_status=503 if status == Status.EXPIRED else None,
-            last_error="HTTP 503 <b>down</b>" if status == Status.EXPIRED else "",
-            delivered_at=timezone.now() if status == Status.DELIVERED else None,
-        )
     Host.objects.create(host="remote.example")
     Host.objects.create(
         host="other.example",

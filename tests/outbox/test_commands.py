@@ -20,6 +20,7 @@ from django.utils import timezone
 from fedsx.actors import instance_actor
 from fedsx.models import Activity, Actor, Delivery, Follow, Host, InboxEntry, OutboxEntry
 from tests.keyserver import KeyServer
+from tests.outbox.conftest import deliveries_in_every_status
 
 pytestmark = pytest.mark.django_db
 
@@ -361,29 +362,15 @@ def test_unfollow_refuses_when_not_following(demo, bob):
 @pytest.fixture
 def rows(demo, bob):
     """One delivery in each status, to two hosts."""
-    activity = Activity.objects.create(
-        ap_id=f"{demo.ap_id}/activities/a1",
-        activity_cid="bcid-a1",
-        type="Create",
-        actor=demo.ap_id,
-        payload={"type": "Create", "id": f"{demo.ap_id}/activities/a1"},
-    )
     now = timezone.now()
-    made = {}
-    for n, status in enumerate(Status.values):
-        host = "remote.example" if n % 2 == 0 else "other.example"
-        made[status] = Delivery.objects.create(
-            activity=activity,
-            sender=demo,
-            inbox_url=f"https://{host}/inbox/{status}",
-            host=host,
-            status=status,
-            attempts=n,
-            last_status={"failed": 404, "expired": 503}.get(status),
-            last_error={"failed": "HTTP 404", "expired": "HTTP 503"}.get(status, ""),
-            next_attempt_at=now + timedelta(minutes=n),
-            delivered_at=now if status == Status.DELIVERED else None,
-        )
+    _, made = deliveries_in_every_status(
+        demo,
+        {"type": "Create", "id": f"{demo.ap_id}/activities/a1"},
+        last_status=lambda status: {"failed": 404, "expired": 503}.get(status),
+        last_error=lambda status: {"failed": "HTTP 404", "expired": "HTTP 503"}.get(status, ""),
+        next_attempt_at=lambda status: now + timedelta(minutes=Status.values.index(status)),
+        delivered_at=lambda status: now if status == Status.DELIVERED else None,
+    )
     Host.objects.create(host="remote.example")
     Host.objects.create(host="other.example")
     return made
