@@ -129,7 +129,9 @@ def two_nodes(services_available, base_env, redis, log_dir):
     """Nodes A and B, each with its own database (made from one migrated template), its
     own gunicorn and worker and its own broker database, allowed to reach each other."""
     admin = base_env["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
-    template = Database(admin, "fedsx_e2e_template")
+    # Named after the test database, so runs against different databases never share them.
+    prefix = connection.settings_dict["NAME"]
+    template = Database(admin, f"{prefix}_e2e_template")
     template.create()
     result = manage({**base_env, "DATABASE_URL": template.url}, "migrate", "--noinput")
     assert result.returncode == 0, result.stderr
@@ -138,7 +140,7 @@ def two_nodes(services_available, base_env, redis, log_dir):
     nodes = []
     try:
         for index, (name, port) in enumerate(zip("ab", ports, strict=True)):
-            db = Database(admin, f"fedsx_e2e_{name}")
+            db = Database(admin, f"{prefix}_e2e_{name}")
             db.create(template=template.name)
             env = {
                 **base_env,
