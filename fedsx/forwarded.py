@@ -4,6 +4,8 @@ The HTTP signature only proves who sent the request (a server forwarding a reply
 re-sending a post), never that the activity's actor said it. The inbox calls
 ``authenticate`` only then, and it accepts the activity on one of these grounds, in order:
 
+(a) an Object Integrity Proof (FEP-8b32, ``eddsa-jcs-2022``) made with a Multikey the
+    actor lists under ``assertionMethod`` (FEP-521a): it covers the JSON as it is;
 (b) an ``RsaSignature2017`` Linked Data Signature by the actor's key (Mastodon's forwarded
     replies, relayed posts): what is stored is what the signature covers, and a document
     whose JSON says something else than its signed data says is refused;
@@ -18,8 +20,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urldefrag
 
-from . import keys, ldsig
+from . import keys, ldsig, proofs
 from .client import FetchError
 from .conf import fedsx_settings
 from .errors import FederationError
@@ -38,7 +41,7 @@ ACTIVITY_FETCHED = frozenset({"Announce"})
 @dataclass(frozen=True)
 class Authenticated:
     activity: dict[str, Any]  # what to store: the signed data or the origin's copy
-    ground: str  # "ld_signature" | "origin_fetch"
+    ground: str  # "integrity_proof" | "ld_signature" | "origin_fetch"
 
 
 def owner_mismatch(detail: str = "the signing key does not belong to the actor") -> FederationError:
@@ -50,6 +53,8 @@ def authenticate(activity: dict[str, Any], key_rejection) -> Authenticated:
 
     ``key_rejection`` turns a KeyUnavailable into the inbox's answer (the gate's own).
     """
+    if "proof" in activity and _by_integrity_proof(activity, key_rejection):
+        return Authenticated(activity, "integrity_proof")
     if ldsig.creator(activity):
         signed = _by_ld_signature(activity, key_rejection)
         if signed is not None:
@@ -61,6 +66,36 @@ def authenticate(activity: dict[str, Any], key_rejection) -> Authenticated:
         "the signing key does not belong to the actor, and the activity carries no valid "
         "signature of its actor and cannot be fetched from its origin"
     )
+
+
+# -- (a) Object Integrity Proofs ----------------------------------------------------------
+
+
+def _by_integrity_proof(activity: dict[str, Any], key_rejection) -> bool:
+    """Whether the activity's proof verifies with an assertion key of its actor; a stored
+    key that does not verify is refetched once (the actor may have rotated it)."""
+    try:
+        method = proofs.proof_of(activity).get("verificationMethod")
+    except proofs.ProofError:
+        return False
+    if not isinstance(method, str) or urldefrag(method)[0] != id_of(activity.get("actor")):
+        return False  # a key of someone else than the actor
+    for refetch in (False, True):
+        try:
+            key = keys.assertion_key(method, refetch=refetch)
+        except keys.KeyUnavailable as exc:
+            if exc.temporary:
+                raise key_rejection(exc) from None
+            return False
+        try:
+            proofs.verify(activity, key.multibase)
+        except proofs.ProofError as exc:
+            if key.document is not None or exc.code != "bad_signature":
+                return False  # a fresh document's key, or a proof no key can make hold
+            continue
+        keys.store_assertion_key(key)
+        return True
+    return False
 
 
 # -- (b) Linked Data Signatures ------------------------------------------------------------

@@ -1,15 +1,18 @@
 """Forwarded and relayed activities through the real inbox view: signed over HTTP by someone
-other than their actor, accepted on the actor's LD signature or on the origin's copy, and
-refused with nothing stored otherwise."""
+other than their actor, accepted on the actor's integrity proof, its LD signature or the
+origin's copy, and refused with nothing stored otherwise."""
 
 import json
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
+from fedsx import proofs
 from fedsx.keys import store_actor
-from fedsx.models import Activity, DomainBlock, InboxEntry
+from fedsx.models import Activity, Actor, DomainBlock, InboxEntry
 
 from .helpers import FIXTURES, deliver, remote_sender, stored_counts
 
@@ -56,6 +59,112 @@ def assert_refused(response, status, code):
     assert response.status_code == status, response.content
     assert json.loads(response.content)["error"] == code
     assert stored_counts() == (0, 0)
+
+
+PROOFS = FIXTURES / "proofs" / "fep-8b32" / "extracted" / "current"
+
+
+def dave_document(origin: str, multibase: str, method: str = "ed25519-key") -> dict:
+    ap_id = f"{origin}/users/dave"
+    return {
+        "@context": [
+            "https://www.w3.org/ns/activitystreams",
+            "https://w3id.org/security/multikey/v1",
+        ],
+        "id": ap_id,
+        "type": "Person",
+        "inbox": f"{ap_id}/inbox",
+        "assertionMethod": [
+            {
+                "id": f"{ap_id}#{method}",
+                "type": "Multikey",
+                "controller": ap_id,
+                "publicKeyMultibase": multibase,
+            }
+        ],
+    }
+
+
+@pytest.mark.django_db
+class TestIntegrityProof:
+    def test_fep_8b32_vector_with_the_actor_known(self, client, demo, relay):
+        alice = load(PROOFS / "actor-alice.json")
+        store_actor(alice["id"], None, "", alice)
+        response = deliver(client, INBOX, load(PROOFS / "create-signed.json"), relay)
+        assert response.status_code == 202, response.content
+        stored = Activity.objects.get()
+        assert (stored.actor, stored.forwarded_by) == (alice["id"], relay.ap_id)
+        assert stored.payload == load(PROOFS / "create-signed.json")
+
+    def test_actor_document_fetched_for_its_assertion_key(self, client, demo, relay, keyserver):
+        secret, public = proofs.generate_keypair()
+        document = dave_document(keyserver.origin, public)
+        keyserver.serve("/users/dave", document)
+        create = forwarded_create(keyserver.origin)
+        signed = proofs.sign(
+            create, proofs.decode_secret_key(secret), f"{document['id']}#ed25519-key"
+        )
+        assert deliver(client, INBOX, signed, relay).status_code == 202
+        assert Activity.objects.get().forwarded_by == relay.ap_id
+        assert keyserver.hits["/users/dave"] == 1
+        assert not keyserver.hits["/users/dave/statuses/1"]  # the proof sufficed
+        # The document is kept: the next proof by dave costs no fetch.
+        again = proofs.sign(
+            {**create, "id": create["id"] + "2"},
+            proofs.decode_secret_key(secret),
+            f"{document['id']}#ed25519-key",
+        )
+        assert deliver(client, INBOX, again, relay).status_code == 202
+        assert keyserver.hits["/users/dave"] == 1
+
+    def test_rotated_assertion_key_is_refetched(self, client, demo, relay, keyserver):
+        _, old = proofs.generate_keypair()
+        secret, new = proofs.generate_keypair()
+        stale = dave_document(keyserver.origin, old)
+        store_actor(stale["id"], None, "", stale)
+        Actor.objects.filter(ap_id=stale["id"]).update(
+            fetched_at=timezone.now() - timedelta(hours=1)
+        )
+        keyserver.serve("/users/dave", dave_document(keyserver.origin, new))
+        create = forwarded_create(keyserver.origin)
+        signed = proofs.sign(create, proofs.decode_secret_key(secret), f"{stale['id']}#ed25519-key")
+        assert deliver(client, INBOX, signed, relay).status_code == 202
+        assert keyserver.hits["/users/dave"] == 1
+        document = Actor.objects.get(ap_id=stale["id"]).document
+        assert document["assertionMethod"][0]["publicKeyMultibase"] == new
+
+    def test_proof_by_a_key_the_actor_does_not_list(self, client, demo, relay, keyserver):
+        _, listed = proofs.generate_keypair()
+        secret, _ = proofs.generate_keypair()
+        keyserver.serve("/users/dave", dave_document(keyserver.origin, listed))
+        create = forwarded_create(keyserver.origin)
+        method = f"{keyserver.origin}/users/dave#other-key"
+        signed = proofs.sign(create, proofs.decode_secret_key(secret), method)
+        assert_refused(deliver(client, INBOX, signed, relay), 401, "owner_mismatch")
+
+    def test_proof_with_the_listed_method_but_another_key(self, client, demo, relay, keyserver):
+        _, listed = proofs.generate_keypair()
+        secret, _ = proofs.generate_keypair()
+        keyserver.serve("/users/dave", dave_document(keyserver.origin, listed))
+        create = forwarded_create(keyserver.origin)
+        method = f"{keyserver.origin}/users/dave#ed25519-key"
+        signed = proofs.sign(create, proofs.decode_secret_key(secret), method)
+        assert_refused(deliver(client, INBOX, signed, relay), 401, "owner_mismatch")
+
+    def test_proof_by_the_forwarders_own_key(self, client, demo, relay, keyserver):
+        secret, public = proofs.generate_keypair()
+        keyserver.serve("/users/dave", dave_document(keyserver.origin, public))
+        create = forwarded_create(keyserver.origin)
+        signed = proofs.sign(create, proofs.decode_secret_key(secret), f"{relay.ap_id}#ed25519-key")
+        assert_refused(deliver(client, INBOX, signed, relay), 401, "owner_mismatch")
+        assert not keyserver.hits["/users/dave"]
+
+    def test_proof_over_a_changed_body(self, client, demo, relay):
+        alice = load(PROOFS / "actor-alice.json")
+        store_actor(alice["id"], None, "", alice)
+        create = load(PROOFS / "create-signed.json")
+        create["object"]["content"] = "Goodbye world"
+        assert_refused(deliver(client, INBOX, create, relay), 401, "owner_mismatch")
 
 
 @pytest.mark.django_db
