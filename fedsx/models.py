@@ -173,6 +173,9 @@ class Activity(models.Model):
     object_id = models.CharField(max_length=500, blank=True)
     payload = models.JSONField()
     received_at = models.DateTimeField(default=timezone.now)
+    # The actor that delivered it for its actor (a forwarded reply, a relayed post), or "".
+    # A database default too: the inbox's one-statement append does not name the column.
+    forwarded_by = models.CharField(max_length=500, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name_plural = "activities"
