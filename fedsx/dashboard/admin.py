@@ -84,8 +84,32 @@ def dashboard(request: HttpRequest, site: AdminSite) -> TemplateResponse:
         )
     if "unapplied" in allowed:
         context["unapplied"] = figures.unapplied(now, site.name)
+    context["tiles"] = tiles(context)
     request.current_app = site.name
     return TemplateResponse(request, "admin/fedsx/dashboard.html", context)
+
+
+def tiles(context: dict) -> list[tuple[figures.Figure, str, str]]:
+    """The figures at the top of the page: (figure, caption, colour)."""
+    shown = []
+    if "inbox" in context:
+        inbox = context["inbox"]
+        shown += [
+            (inbox.accepted, f"inbox accepted, {figures.HOURS} h", charts.colour("accepted")),
+            (inbox.refused, f"inbox refused, {figures.HOURS} h", charts.colour("failed")),
+        ]
+    for key, noun, labels in (
+        ("deliveries", "deliveries", ("pending", "held", "failed")),
+        ("instances", "flow instances", ("suspended", "crashed")),
+    ):
+        shown += [
+            (f, f"{noun} {f.label}", charts.colour(f.label))
+            for f in context.get(key, [])
+            if f.label in labels
+        ]
+    if "unapplied" in context:
+        shown.append((context["unapplied"].total, "unapplied entries", "#6a1b9a"))
+    return shown
 
 
 def install(site: AdminSite) -> None:

@@ -70,9 +70,9 @@ def _slug(text: str) -> str:
     return "chart-" + "".join(c if c.isalnum() else "-" for c in text.lower())
 
 
-def bars(title: str, figures: Sequence[Figure], *, label_width: int = 130) -> SafeString:
+def bars(title: str, figures: Sequence[Figure], *, label_width: int = 120) -> SafeString:
     """Horizontal bars, one per figure: label, bar, number; each row one link."""
-    row, bar_space, number_space = 24, 220, 70
+    row, bar_space, number_space = 24, 170, 60
     width = label_width + bar_space + number_space
     height = row * len(figures) + 4
     top = max((f.value for f in figures), default=0) or 1
@@ -107,7 +107,7 @@ def bars(title: str, figures: Sequence[Figure], *, label_width: int = 130) -> Sa
 def hourly(title: str, hours: Sequence[Hour], colours: dict[str, str]) -> SafeString:
     """Stacked columns, one per hour, oldest left; each segment links to its hour's rows."""
     left, bottom, top_pad = 44, 22, 10
-    column, gap = 22, 4
+    column, gap = 30, 6
     plot_height = 180
     width = left + len(hours) * (column + gap) + 8
     height = top_pad + plot_height + bottom
