@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from .dashboard import admin as dashboard_admin
 from .models import (
     Activity,
     Actor,
@@ -440,3 +441,6 @@ class HostAdmin(ReadOnlyAdmin):
             f"{len(names)} hosts cleared, {released} held deliveries released.",
             messages.SUCCESS,
         )
+
+
+dashboard_admin.install(admin.site)  # the federation dashboard, linked from the index

@@ -34,7 +34,8 @@ from .cid import CanonicalizationError, activity_cid
 from .conf import fedsx_settings
 from .errors import FederationError, error_body
 from .kernel import append_inbox
-from .models import Actor, host_of
+from .models import Actor, InboxTally, host_of
+from .tallies import inbox_tally
 from .vocab import id_of
 
 logger = logging.getLogger("fedsx.inbox")
@@ -74,15 +75,17 @@ class InboxView(View):
 
     def post(self, request: HttpRequest, name: str | None = None) -> HttpResponse:
         try:
-            return receive(request, name)
+            response = receive(request, name)
         except FederationError as rejection:
             logger.info(
                 "inbox refused %s %s: %s", rejection.status_code, rejection.code, rejection.detail
             )
+            inbox_tally.add(rejection.code)
             return error_response(rejection)
         except Exception:
             # Never a traceback to a peer; a 503 makes the sender retry, so nothing is lost.
             logger.exception("inbox failed unexpectedly")
+            inbox_tally.add("internal_error")
             return error_response(
                 FederationError(
                     503,
@@ -91,6 +94,8 @@ class InboxView(View):
                     {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
                 )
             )
+        inbox_tally.add(InboxTally.ACCEPTED)
+        return response
 
     def http_method_not_allowed(self, request, *args, **kwargs) -> HttpResponse:
         response = error_response(

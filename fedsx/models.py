@@ -415,6 +415,8 @@ class Delivery(models.Model):
                 name="delivery_due",
             ),
             models.Index(fields=["host", "status"], name="delivery_host_status"),
+            # The dashboard's count by status, read from the index alone.
+            models.Index(fields=["status"], name="delivery_status"),
             models.Index(fields=["inbox_url", "subject"], name="delivery_inbox_subject"),
         ]
 
@@ -424,3 +426,27 @@ class Delivery(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL
+
+
+class InboxTally(models.Model):
+    """Inbox requests in one hour with one outcome: ``accepted`` or a refusal's error code.
+
+    Refused requests are stored nowhere else (nothing unverified is stored), so the
+    dashboard's inbox figures are these counts, kept by ``fedsx.tallies`` in batches.
+    """
+
+    ACCEPTED = "accepted"
+
+    hour = models.DateTimeField(help_text="The start of the hour (UTC).")
+    outcome = models.CharField(max_length=64)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "inbox tallies"
+        ordering = ["-hour", "outcome"]
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "outcome"], name="unique_inbox_tally")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.outcome}: {self.count}"
