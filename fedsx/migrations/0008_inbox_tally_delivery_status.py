@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("fedsx", "0006_outbox_delivery_hosts"),
+        ("fedsx", "0007_activity_forwarded_by"),
     ]
 
     operations = [
