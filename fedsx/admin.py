@@ -65,6 +65,7 @@ class ActorAdmin(admin.ModelAdmin):
         "ap_id",
         "key_id",
         "public_key_pem",
+        "ed25519_public_key",
         "inbox_seq",
         "outbox_seq",
         "document_pretty",
@@ -73,7 +74,7 @@ class ActorAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-    exclude = ("private_key_pem", "document")
+    exclude = ("private_key_pem", "ed25519_private_key", "document")
 
     @admin.display(description="document")
     def document_pretty(self, obj: Actor) -> str:

@@ -7,6 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -95,6 +96,20 @@ class Actor(models.Model):
     key_id = models.CharField(max_length=500, unique=True, null=True, blank=True)
     public_key_pem = models.TextField(blank=True)
     private_key_pem = models.TextField(blank=True, help_text="Local actors only; never shown.")
+    # Ed25519 key of a local actor (FEP-521a Multikey, multibase): it makes the Object
+    # Integrity Proof (fedsx/proofs.py) on every activity the actor posts.
+    ed25519_public_key = models.CharField("Ed25519 publicKeyMultibase", max_length=64, blank=True)
+    ed25519_private_key = models.CharField(
+        "Ed25519 secretKeyMultibase",
+        max_length=64,
+        blank=True,
+        help_text="Local actors only; never shown.",
+    )
+    # The avatar: a URL and its media type (the actor document's icon), when one is set.
+    icon_url = models.CharField(
+        "icon URL", max_length=500, blank=True, validators=[URLValidator(schemes=["http", "https"])]
+    )
+    icon_media_type = models.CharField("icon media type", max_length=100, blank=True)
 
     document = models.JSONField(
         null=True, blank=True, help_text="Remote actor document as fetched."
@@ -150,6 +165,11 @@ class Actor(models.Model):
         self.following_url = "" if instance else f"{self.ap_id}/following"
         self.shared_inbox_url = f"{base}/inbox"
         self.key_id = f"{self.ap_id}#main-key"
+
+    @property
+    def multikey_id(self) -> str:
+        """The id of the Ed25519 Multikey in the actor's assertionMethod (FEP-521a)."""
+        return f"{self.ap_id}#ed25519-key"
 
 
 def local_users() -> models.QuerySet[Actor]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fedsx import proofs
 
@@ -264,3 +266,40 @@ def test_an_ld_signature_added_after_the_proof_is_left_out():
     doc = load("fep-8b32/extracted/current/create-signed.json")
     doc["signature"] = {"type": "RsaSignature2017", "signatureValue": "AAAA"}
     proofs.verify(doc, fep_key("current"))
+
+
+# --- anything a peer can send gives a ProofError, never another exception ------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_proof = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["DataIntegrityProof", "x"]) | _json,
+        "cryptosuite": st.sampled_from(["eddsa-jcs-2022", "jcs-eddsa-2022"]) | _json,
+        "proofPurpose": st.sampled_from(["assertionMethod"]) | _json,
+        "verificationMethod": st.text(max_size=30) | _json,
+        "proofValue": st.sampled_from(["z", "z3sX", "z" + "1" * 90]) | st.text(max_size=90) | _json,
+        "created": st.text(max_size=30) | _json,
+        "expires": st.sampled_from(["2000-01-01T00:00:00Z", "nope"]) | _json,
+        "@context": _json,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    document=st.dictionaries(st.text(max_size=8), _json, max_size=5),
+    proof=_proof | _json | st.lists(_proof, max_size=2),
+    key=st.sampled_from([None, "", "z6Mk", fep_key("current")]) | st.text(max_size=50),
+)
+def test_any_input_gives_a_proof_error_or_verifies(document, proof, key):
+    try:
+        proofs.verify({**document, "proof": proof}, key)
+    except proofs.ProofError as err:
+        assert err.code and err.detail
