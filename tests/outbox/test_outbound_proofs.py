@@ -150,7 +150,7 @@ def test_the_migration_gives_existing_local_actors_a_key(db):
     from django.utils.module_loading import import_string
 
     migrate = import_string(
-        "fedsx.migrations.0007_actor_ed25519_key_and_icon.give_local_actors_an_ed25519_key"
+        "fedsx.migrations.0009_actor_ed25519_key_and_icon.give_local_actors_an_ed25519_key"
     )
     old = create_local_actor("old")
     Actor.objects.filter(pk=old.pk).update(ed25519_public_key="", ed25519_private_key="")
