@@ -10,7 +10,9 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from django.contrib.auth import get_user_model
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -31,13 +33,24 @@ def auth(db) -> dict[str, str]:
 
 
 @pytest.fixture
-def api_schema(auth, demo):
+def wsgi_app():
+    """The project's WSGI app, kept off the signals that close database connections after a
+    request (as Django's test client does): the test's transaction must outlive each call."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield get_wsgi_application()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def api_schema(auth, demo, wsgi_app):
     # Something to find, so not every operation ends in a 404.
     deliveries_in_every_status(demo, {"type": "Create"})
     Host.objects.create(host="remote.example", state=Host.State.OPEN)
-    return schemathesis.openapi.from_wsgi(
-        "/api/v1/schema/?format=json", get_wsgi_application(), headers=auth
-    )
+    return schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", wsgi_app, headers=auth)
 
 
 def test_api_conforms_to_its_schema(api_schema, auth):
