@@ -341,3 +341,39 @@ def test_cursor_pages_cover_everything_once(admin, many, path):
 @pytest.mark.parametrize("path", LISTS)
 def test_bad_cursor_is_404_with_its_code(admin, demo, path):
     assert_error(admin.get(path, {"cursor": "garbage"}), 404, "invalid_cursor")
+
+
+class TestWhatPostgresWouldRefuse:
+    """Inputs the fuzzing of the schema may send: 400s naming the field, never a 500."""
+
+    @pytest.mark.parametrize(
+        ("url", "field"),
+        [
+            ("/api/v1/actors/a%00b/", "name"),
+            ("/api/v1/actors/a%00b/inbox/", "name"),
+            ("/api/v1/hosts/a%00b/", "host"),
+            ("/api/v1/deliveries/?host=a%00b", "host"),
+            ("/api/v1/activities/?type=a%00b", "type"),
+        ],
+    )
+    def test_nul_in_a_path_or_query(self, admin, demo, url, field):
+        body = assert_error(admin.get(url), 400, "invalid")
+        assert set(body["fields"]) == {field}
+
+    def test_nul_in_a_posted_activity(self, admin, demo):
+        note = {"type": "Note", "content": "a\x00b"}
+        response = admin.post("/api/v1/actors/demo/outbox/", {"activity": note})
+        body = assert_error(response, 400, "unsupported_content")
+        assert set(body["fields"]) == {"activity"}
+        assert not Activity.objects.exists()
+
+    @pytest.mark.parametrize("moment", ["0127-05-29T12:05:41+21:14", "2026-01-01T00:00:00-23:59"])
+    def test_times_with_any_offset(self, admin, demo, moment):
+        add_activities(demo, 1)
+        response = admin.get("/api/v1/activities/", {"received_before": moment})
+        assert response.status_code == 200, response.content
+
+    def test_a_time_out_of_range_names_the_field(self, admin):
+        response = admin.get("/api/v1/activities/", {"received_after": "0001-01-01T00:00:00+05:00"})
+        body = assert_error(response, 400, "invalid")
+        assert set(body["fields"]) == {"received_after"}
