@@ -154,9 +154,12 @@ def _check_fits(activity: dict[str, Any]) -> None:
         if len(ref) > MAX_ID_LENGTH:
             raise refused("id_too_long", f"ids are at most {MAX_ID_LENGTH} characters")
     try:
-        size = len(orjson.dumps(activity))
+        encoded = orjson.dumps(activity)
     except TypeError as exc:
         raise refused("not_canonical", f"the activity is not JSON: {exc}") from None
+    if b"\\u0000" in encoded:  # as the inbox: no database stores a NUL in text
+        raise refused("unsupported_content", "strings may not contain U+0000")
+    size = len(encoded)
     if size > fedsx_settings.MAX_BODY_BYTES:
         raise refused("too_large", f"the activity is larger than {fedsx_settings.MAX_BODY_BYTES}")
 
