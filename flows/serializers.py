@@ -46,14 +46,18 @@ class OutcomeSerializer(serializers.Serializer):
 class FlowInstanceSerializer(serializers.ModelSerializer):
     """An instance as lists show it."""
 
-    flow = serializers.CharField(source="flow_name")
+    flow = serializers.CharField(source="flow_name", read_only=True)
     waiting = serializers.CharField(
         source="waiting_kind",
+        read_only=True,
         allow_null=True,
         help_text="What a suspended instance waits for: operator, activity or timer.",
     )
     match = serializers.JSONField(
-        source="waiting_match", allow_null=True, help_text="What its receive waits for."
+        source="waiting_match",
+        read_only=True,
+        allow_null=True,
+        help_text="What its receive waits for.",
     )
 
     class Meta:
@@ -142,9 +146,43 @@ class FlowInstanceStatusSerializer(FlowInstanceSerializer):
         return store.waiting_for(instance) + store.time_left(instance)
 
 
+class FlowInstanceDetailSerializer(FlowInstanceStatusSerializer):
+    """One instance with its replay log: the newest entries, oldest first, and how many
+    older ones were left out."""
+
+    # How many: the context's log_limit (None: all, as `flows status --log` prints).
+
+    LOG_LIMIT = 500  # a longer log pages at /api/v1/flow-instances/{id}/log/
+
+    log = serializers.SerializerMethodField(help_text="The replay log, oldest entry first.")
+    log_hidden = serializers.SerializerMethodField(help_text="Older entries left out of `log`.")
+
+    class Meta(FlowInstanceStatusSerializer.Meta):
+        fields = [*FlowInstanceStatusSerializer.Meta.fields, "log", "log_hidden"]
+        read_only_fields = fields
+
+    def _entries(self, instance: FlowInstance) -> list[FlowLogEntry]:
+        cached = getattr(instance, "_log_entries", None)
+        if cached is None:
+            limit = self.context.get("log_limit", self.LOG_LIMIT)
+            newest = instance.log.order_by("-seq")
+            cached = list(newest[:limit] if limit is not None else newest)
+            cached.reverse()
+            instance._log_entries = cached
+        return cached
+
+    @extend_schema_field(FlowLogEntrySerializer(many=True))
+    def get_log(self, instance: FlowInstance) -> list[dict]:
+        return FlowLogEntrySerializer(self._entries(instance), many=True).data
+
+    def get_log_hidden(self, instance: FlowInstance) -> int:
+        return max(0, instance.log_length - len(self._entries(instance)))
+
+
 class FlowDefinitionSerializer(serializers.ModelSerializer):
-    """A registered flow as last synced, with its instances counted by status (the queryset
-    must come from ``flows.definitions.with_instance_counts``)."""
+    """A registered flow as last synced, with its instances counted by status."""
+
+    # The counts are the annotations of flows.definitions.with_instance_counts.
 
     code = serializers.SerializerMethodField(
         help_text="Whether this process runs the registered code: as registered, "

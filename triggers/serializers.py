@@ -30,6 +30,10 @@ API_NAMES = {
     NON_FIELD_ERRORS: api_settings.NON_FIELD_ERRORS_KEY,
 }
 
+# what a client writes, by model field: a whole trigger (POST, PUT) gets defaults for the rest
+WRITABLE = ["label", "activity_type", "actor_scope", "sender_scope", "guard", "flow_name"]
+WRITABLE += ["enabled"]
+
 
 def api_errors(exc: DjangoValidationError) -> dict[str, list[str]]:
     """A model's validation errors under the API's field names."""
@@ -76,7 +80,10 @@ class TriggerSerializer(serializers.ModelSerializer):
     def validate(self, attrs: dict) -> dict:
         """The model's clean (guard syntax, scopes, one trigger per spec) on the trigger as
         it would be saved, plus: the flow is registered."""
-        candidate = copy.copy(self.instance) if self.instance is not None else Trigger()
+        if self.instance is not None and self.partial:
+            candidate = copy.copy(self.instance)
+        else:  # a whole trigger (POST, PUT): what is not given takes its default
+            candidate = Trigger(pk=getattr(self.instance, "pk", None))
         for name, value in attrs.items():
             setattr(candidate, name, value)
         errors: dict[str, list[str]] = {}
@@ -88,7 +95,7 @@ class TriggerSerializer(serializers.ModelSerializer):
             errors["flow"] = [f"no flow is registered as {candidate.flow_name!r}"]
         if errors:
             raise serializers.ValidationError(errors)
-        return {name: getattr(candidate, name) for name in attrs}  # as clean() normalised them
+        return {name: getattr(candidate, name) for name in WRITABLE}  # as clean() left them
 
 
 class ExplanationSerializer(serializers.Serializer):

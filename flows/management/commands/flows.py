@@ -17,9 +17,9 @@ from flows.definitions import sync_definitions
 from flows.models import FlowDefinition, FlowInstance, FlowLogEntry, is_instance_id
 from flows.registry import registered_flows, registration
 from flows.serializers import (
+    FlowInstanceDetailSerializer,
     FlowInstanceSerializer,
     FlowInstanceStatusSerializer,
-    FlowLogEntrySerializer,
     OutcomeSerializer,
     RegisteredFlowSerializer,
     ReplayCheckSerializer,
@@ -188,7 +188,10 @@ class Command(BaseCommand):
 
     def do_status(self, id: str, log: bool, **options) -> None:
         instance = FlowInstance.objects.get(pk=self.instance_id(id))
-        data = FlowInstanceStatusSerializer(instance).data
+        if log:  # the whole log, however long
+            data = FlowInstanceDetailSerializer(instance, context={"log_limit": None}).data
+        else:
+            data = FlowInstanceStatusSerializer(instance).data
         lines = [
             f"instance {instance.pk} of {instance.flow_name!r}: {instance.status}",
             f"  input:   {json.dumps(instance.input, ensure_ascii=False)}",
@@ -204,9 +207,7 @@ class Command(BaseCommand):
             f"  created: {_when(instance.created_at)}, updated {_when(instance.updated_at)}"
         )
         if log:
-            entries = list(instance.log.order_by("seq"))
-            data["log"] = FlowLogEntrySerializer(entries, many=True).data
-            lines += [_log_line(e) for e in entries]
+            lines += [_log_line(e) for e in instance.log.order_by("seq")]
         self.emit(data, "\n".join(lines))
 
     def do_instances(
