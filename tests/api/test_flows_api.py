@@ -362,3 +362,31 @@ def test_instances_and_a_long_log_page_with_a_cursor(operator):
     assert [e["seq"] for e in client.get(f"{INSTANCES}{steps}/").json()["log"]] == list(range(7))
     assert client.get(f"{INSTANCES}999999/log/").status_code == 404
     assert client.get(f"{INSTANCES}?cursor=nope").status_code == 400
+
+
+def test_every_operation_is_documented_with_its_errors(admin):
+    schema = admin.get("/api/v1/schema/?format=json").json()
+    mine = {
+        p: ops
+        for p, ops in schema["paths"].items()
+        if p.startswith(("/flow", "/trigger", "/firing"))
+    }
+    assert len(mine) == 16
+    for path, ops in mine.items():
+        for method, op in ops.items():
+            if method == "parameters":
+                continue
+            assert op.get("summary"), (method, path)
+            assert {"401", "403"} <= set(op["responses"]), (method, path)
+            if "{" in path:
+                assert "404" in op["responses"]
+            if method in ("post", "put", "patch"):
+                assert "400" in op["responses"], (method, path)
+            if path.endswith(("/resume/", "/cancel/", "/retry/", "/wake/")):
+                assert "409" in op["responses"], path
+    listing = {p["name"] for p in mine["/flow-instances/"]["get"]["parameters"]}
+    assert {"flow", "status", "waiting", "tag", "cursor", "limit"} <= listing
+    firings = {p["name"] for p in mine["/firings/"]["get"]["parameters"]}
+    assert {"outcome", "trigger", "actor", "cursor"} <= firings
+    resume = mine["/flow-instances/{id}/resume/"]["post"]["requestBody"]
+    assert resume["content"]["application/json"]["schema"]["$ref"].endswith("/ResumeRequest")

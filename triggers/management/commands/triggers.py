@@ -23,6 +23,8 @@ from triggers.serializers import ExplanationSerializer, TriggerSerializer
 from triggers.sweeper import sweep
 
 LOAD_KEYS = {"label", "type", "flow", "guard", "actors", "senders", "enabled"}
+# What `list --json` (and the API) print besides: read, never loaded, so a listing loads back.
+PRINTED_ONLY = {"id", *TriggerSerializer.Meta.read_only_fields}
 
 
 def one_line(exc: ValidationError) -> str:
@@ -237,7 +239,7 @@ class Command(BaseCommand):
     def load_one(self, item: object, where: str) -> tuple[Trigger, str]:
         if not isinstance(item, dict):
             raise CommandError(f"{where}: a trigger is a mapping with type and flow")
-        unknown = set(item) - LOAD_KEYS
+        unknown = set(item) - LOAD_KEYS - PRINTED_ONLY
         if unknown:
             raise CommandError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         if not isinstance(item.get("enabled", True), bool):
