@@ -8,11 +8,11 @@ import json
 from urllib.parse import urlencode, urlsplit
 
 from django.contrib import admin, messages
-from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from .hosts import with_delivery_counts
 from .models import (
     Activity,
     Actor,
@@ -328,20 +328,6 @@ class DeliveryAdmin(ReadOnlyAdmin):
         self.message_user(request, text, messages.SUCCESS if n else messages.WARNING)
 
 
-def _delivery_count(status: str):
-    return Coalesce(
-        Subquery(
-            Delivery.objects.filter(host=OuterRef("host"), status=status)
-            .order_by()
-            .values("host")
-            .annotate(n=Count("id"))
-            .values("n"),
-            output_field=IntegerField(),
-        ),
-        0,
-    )
-
-
 def _count_column(status: str):
     """A changelist column: how many of the host's deliveries are in ``status``."""
 
@@ -402,8 +388,7 @@ class HostAdmin(ReadOnlyAdmin):
         return request.user.has_perm("fedsx.change_host")
 
     def get_queryset(self, request):
-        counts = {f"n_{status}": _delivery_count(status) for status in HOST_COUNTED}
-        return super().get_queryset(request).annotate(**counts)
+        return with_delivery_counts(super().get_queryset(request), *HOST_COUNTED)
 
     @admin.display(description="deliveries")
     def deliveries(self, obj: Host) -> str:

@@ -31,3 +31,15 @@ from __future__ import annotations
 
 def register(router) -> None:
     """The kernel's resources (actors, activities, logs, deliveries, hosts, blocks)."""
+    from .activities import ActivityViewSet
+    from .actors import ActorViewSet, InboxViewSet, OutboxViewSet
+    from .blocks import DomainBlockViewSet
+    from .deliveries import DeliveryViewSet, HostViewSet
+
+    router.register("actors", ActorViewSet, basename="actor")
+    router.register(r"actors/(?P<name>[^/.]+)/inbox", InboxViewSet, basename="actor-inbox")
+    router.register(r"actors/(?P<name>[^/.]+)/outbox", OutboxViewSet, basename="actor-outbox")
+    router.register("activities", ActivityViewSet, basename="activity")
+    router.register("deliveries", DeliveryViewSet, basename="delivery")
+    router.register("hosts", HostViewSet, basename="host")
+    router.register("domain-blocks", DomainBlockViewSet, basename="domain-block")

@@ -7,9 +7,11 @@ a delivery already final...) is raised as ``Conflict(code, detail)`` and answere
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 
@@ -24,13 +26,29 @@ class Conflict(FederationError):
         super().__init__(status.HTTP_409_CONFLICT, code, detail)
 
 
+class Invalid(FederationError):
+    """Bad input refused with a code of its own (e.g. the outbox's ``too_large``), naming
+    the field that held it."""
+
+    def __init__(self, code: str, field: str, detail: str) -> None:
+        super().__init__(status.HTTP_400_BAD_REQUEST, code, f"{field}: {detail}")
+        self.fields = {field: [detail]}
+
+
 def exception_handler(exc, context):
     """DRF exception handler for the API's views."""
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, Http404):
+        exc = NotFound(str(exc) or None)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = PermissionDenied(str(exc) or None)
+    elif isinstance(exc, DjangoValidationError):
         # Model validation (e.g. an actor name) is bad input like any serializer's.
         exc = ValidationError(as_serializer_error(exc))
     if isinstance(exc, ValidationError):
         return Response(validation_body(exc.detail), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, Invalid):
+        body = {**error_body(exc.code, str(exc.detail)), "fields": exc.fields}
+        return Response(body, status=exc.status_code)
     return federation_exception_handler(exc, context)
 
 

@@ -11,8 +11,14 @@ from rest_framework.test import APIClient
 from fedsx.api.authentication import issue_token
 
 
-def token_client(user) -> APIClient:
+def json_client() -> APIClient:
     client = APIClient()
+    client.default_format = "json"  # the API takes JSON only
+    return client
+
+
+def token_client(user) -> APIClient:
+    client = json_client()
     client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
     return client
 
@@ -28,7 +34,7 @@ def grant(user, *codenames: str) -> None:
 
 @pytest.fixture
 def anon() -> APIClient:
-    return APIClient()
+    return json_client()
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from typing import Any
 
 from django.db import transaction
 
-from fedsx.models import Delivery, Host, host_of
+from fedsx.hosts import normalize_host
+from fedsx.models import Delivery, Host
 
 from .post import OperatorCommand
 
@@ -29,15 +30,6 @@ VERBS = {
     "retry": "send deliveries again now: one, a host's or every failed one",
     "cancel": "stop trying a pending or held delivery",
 }
-
-
-def normalize_host(text: str) -> str:
-    """A host as stored: ``Remote.Example.``, ``https://remote.example/inbox`` →
-    ``remote.example`` (a port other than the scheme's stays)."""
-    text = text.strip()
-    if "//" in text:
-        return host_of(text)
-    return text.lower().rstrip(".")
 
 
 def deliveries(n: int) -> str:

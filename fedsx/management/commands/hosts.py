@@ -12,9 +12,10 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count
 
+from fedsx.hosts import normalize_host
 from fedsx.models import Delivery, Host
 
-from .deliveries import deliveries, normalize_host, when
+from .deliveries import deliveries, when
 from .post import OperatorCommand
 
 STATES = Host.State.values
