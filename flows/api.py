@@ -75,6 +75,12 @@ class FlowDefinitionViewSet(ApiViewSet, mixins.ListModelMixin, mixins.RetrieveMo
     lookup_value_regex = "[^/]+"
     cursor_ordering = "name"
 
+    def get_object(self) -> FlowDefinition:
+        name = self.kwargs[self.lookup_field]
+        if "\x00" in name:  # no flow has one, and Postgres refuses to look for it
+            raise not_found(f"no flow definition {name!r}")
+        return super().get_object()
+
 
 class FlowInstanceFilter(filters.FilterSet):
     flow = filters.CharFilter(field_name="flow_name", help_text="Only instances of this flow.")

@@ -7,6 +7,7 @@ activity are actions on a trigger; firings are read-only, written by the pipelin
 
 from __future__ import annotations
 
+from django import forms
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
@@ -15,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from fedsx.api.viewsets import ApiViewSet
+from flows.store import MAX_ID
 
 from .explain import explain
 from .models import Firing, Trigger
@@ -107,9 +109,17 @@ class TriggerViewSet(
         return Response(ExplanationSerializer(verdict).data)
 
 
+class IdFilter(filters.NumberFilter):
+    """A whole number (NumberFilter takes decimals, and 1.5 would match id 1)."""
+
+    field_class = forms.IntegerField
+
+
 class FiringFilter(filters.FilterSet):
     outcome = filters.ChoiceFilter(choices=Firing.Outcome.choices, help_text="The outcome.")
-    trigger = filters.NumberFilter(field_name="trigger_id", help_text="A trigger's id.")
+    trigger = IdFilter(
+        field_name="trigger_id", min_value=1, max_value=MAX_ID, help_text="A trigger's id."
+    )
     actor = filters.CharFilter(
         field_name="actor__username", help_text="The local actor (username) whose inbox it was."
     )

@@ -17,6 +17,7 @@ from rest_framework.settings import api_settings
 
 from fedsx.models import Activity
 from flows.registry import registration
+from flows.store import MAX_ID
 
 from .explain import recipient_for
 from .models import Firing, Trigger
@@ -120,7 +121,10 @@ class TriggerTestSerializer(serializers.Serializer):
         required=False, help_text="The activity JSON, as a peer would send it."
     )
     activity_id = serializers.IntegerField(
-        required=False, min_value=1, help_text="The id of a stored activity instead."
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="The id of a stored activity instead.",
     )
     recipient = serializers.CharField(
         required=False,

@@ -123,6 +123,7 @@ def test_flow_definitions_with_counts_by_status(operator):
     assert listed["timer"]["counts"]["suspended"] == 1
     assert client.get(f"{FLOWS}approval/").json() == approval
     assert client.get(f"{FLOWS}nope/").status_code == 404
+    assert client.get(f"{FLOWS}a%00b/").status_code == 404  # a 404, not a database error
     assert [d["name"] for d in each_page(client, f"{FLOWS}?limit=2")] == sorted(listed)
 
 
@@ -210,6 +211,7 @@ def test_detail_with_the_log(operator):
     ]
     assert client.get(f"{INSTANCES}999999/").status_code == 404
     assert client.get(f"{INSTANCES}abc/").status_code == 404
+    assert client.get(f"{INSTANCES}{2**70}/").status_code == 404
     suspended = client.get(f"{INSTANCES}{started()}/").json()
     assert suspended["waiting_for"].startswith("waiting on 'approval'")
     assert "s left)" in suspended["waiting_for"]

@@ -166,6 +166,7 @@ def test_enable_disable_delete(operator, trigger):
     assert client.post(f"{TRIGGERS}{trigger.pk}/disable/").json()["enabled"] is False
     assert client.post(f"{TRIGGERS}{trigger.pk}/enable/").json()["enabled"] is True
     assert client.post(f"{TRIGGERS}999/enable/").status_code == 404
+    assert client.post(f"{TRIGGERS}{2**70}/enable/").status_code == 404
     assert client.delete(f"{TRIGGERS}{trigger.pk}/").status_code == 204
     assert not Trigger.objects.exists()
     assert client.delete(f"{TRIGGERS}{trigger.pk}/").status_code == 404
@@ -202,6 +203,7 @@ def test_test_against_an_activity_given_or_stored(operator, demo):
         ({"activity": [1]}, "activity"),
         ({"activity": {"type": "Follow"}, "activity_id": 1}, "activity"),
         ({"activity_id": 10**9}, "activity_id"),
+        ({"activity_id": 2**70}, "activity_id"),
         ({"activity_id": "x"}, "activity_id"),
         ({"activity": {"type": "Follow"}, "recipient": "ghost"}, "recipient"),
     ],
@@ -263,7 +265,8 @@ def test_firings_filter_by_outcome_trigger_and_actor(operator, demo, bob):
     assert ids(actor="nobody") == set()
     bad = client.get(FIRINGS, {"outcome": "exploded"})
     assert bad.status_code == 400 and "outcome" in bad.json()["fields"]
-    assert client.get(FIRINGS, {"trigger": "x"}).status_code == 400
+    for bad in ("x", "1.5", "NaN", 2**70):
+        assert client.get(FIRINGS, {"trigger": bad}).status_code == 400
     one = min(every)
     assert client.get(f"{FIRINGS}{one}/").json()["id"] == one
 
