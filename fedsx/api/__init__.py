@@ -37,8 +37,8 @@ def register(router) -> None:
     from .deliveries import DeliveryViewSet, HostViewSet
 
     router.register("actors", ActorViewSet, basename="actor")
-    router.register(r"actors/(?P<name>[^/.]+)/inbox", InboxViewSet, basename="actor-inbox")
-    router.register(r"actors/(?P<name>[^/.]+)/outbox", OutboxViewSet, basename="actor-outbox")
+    router.register(r"actors/(?P<name>[^/]+)/inbox", InboxViewSet, basename="actor-inbox")
+    router.register(r"actors/(?P<name>[^/]+)/outbox", OutboxViewSet, basename="actor-outbox")
     router.register("activities", ActivityViewSet, basename="activity")
     router.register("deliveries", DeliveryViewSet, basename="delivery")
     router.register("hosts", HostViewSet, basename="host")

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from fedsx.actors import ActorExists, create_local_actor
 from fedsx.errors import FederationError
-from fedsx.models import Actor, InboxEntry, OutboxEntry, local_users
+from fedsx.models import USERNAME_RE, Actor, InboxEntry, OutboxEntry, local_users
 
 from .exceptions import Conflict, Invalid
 from .filters import ActorFilter, LogEntryFilter
@@ -24,12 +24,17 @@ from .serializers import (
 )
 from .viewsets import ApiViewSet
 
-ACTOR_NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, description="local actor name")
+ACTOR_NAME = OpenApiParameter(
+    "name",
+    {"type": "string", "pattern": USERNAME_RE.pattern},
+    OpenApiParameter.PATH,
+    description="local actor name",
+)
 
 
 @extend_schema_view(
     list=extend_schema(summary="List actors, local and remote"),
-    retrieve=extend_schema(summary="Show a local actor"),
+    retrieve=extend_schema(summary="Show a local actor", parameters=[ACTOR_NAME]),
     create=extend_schema(
         summary="Create a local actor (with a new key pair)",
         responses={201: ActorSerializer, **errors(409)},
@@ -43,6 +48,7 @@ class ActorViewSet(
     filterset_class = ActorFilter
     lookup_field = "username"
     lookup_url_kwarg = "name"
+    lookup_value_regex = r"[^/]+"  # a name may hold dots
 
     def get_queryset(self) -> QuerySet[Actor]:
         if self.action == "list":

@@ -6,8 +6,10 @@ and indexed, e.g. ``-seq`` for an actor's log.
 
 from __future__ import annotations
 
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
+
+from fedsx.errors import FederationError
 
 
 class CursorPage(CursorPagination):
@@ -24,5 +26,6 @@ class CursorPage(CursorPagination):
         try:
             return super().decode_cursor(request)
         except NotFound:
-            # A bad cursor is bad input, not a missing page: name the parameter.
-            raise ValidationError({self.cursor_query_param: ["invalid cursor"]}) from None
+            # No page is at that cursor (DRF's 404, which any string may get: the schema
+            # cannot tell a good cursor from a bad one), with a code of its own.
+            raise FederationError(404, "invalid_cursor", "no page at this cursor") from None

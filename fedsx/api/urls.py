@@ -9,14 +9,17 @@ from __future__ import annotations
 from importlib import import_module
 
 from django.apps import apps
+from django.http import HttpRequest, JsonResponse
 from django.templatetags.static import static
-from django.urls import path
+from django.urls import path, re_path
 from django.utils.module_loading import module_has_submodule
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.routers import DefaultRouter
+
+from fedsx.errors import error_body
 
 from .viewsets import ApiRootView, ApiView
 
@@ -101,8 +104,17 @@ class DocsView(JsonErrors, ApiView, SpectacularSwaggerView):
         return static("drf_spectacular_sidecar/swagger-ui-dist/favicon-32x32.png")
 
 
+def no_such_resource(request: HttpRequest, rest: str) -> JsonResponse:
+    """Any other path under the API: a JSON 404, not Django's HTML page."""
+    detail = "no such API resource"
+    if not rest.endswith("/"):
+        detail += " (the API's paths end with a slash)"
+    return JsonResponse(error_body("not_found", detail), status=404)
+
+
 urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", DocsView.as_view(), name="docs"),
     *app_routes().urls,
+    re_path(r"^(?P<rest>.*)$", no_such_resource),
 ]

@@ -40,6 +40,11 @@ def test_schema_is_openapi_3_mounted_under_the_api(admin):
     schema = response.json()
     assert schema["openapi"].startswith("3.")
     assert schema["servers"] == [{"url": "/api/v1"}]
+    assert "Error" in schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert operation.get("summary"), (method, path)
+            assert {"401", "403"} <= set(operation["responses"]), (method, path)
     # The federation endpoints are not part of the API's schema.
     assert not any("inbox" in path and "actors" not in path for path in schema["paths"])
 
@@ -138,3 +143,12 @@ def test_inbox_is_unaffected_by_the_api_and_by_restrictive_drf_defaults(settings
     assert response.status_code == 202, response.content
     assert InboxEntry.objects.filter(actor=demo).count() == 1
     assert client.get("/actors/demo", HTTP_ACCEPT="application/activity+json").status_code == 200
+
+
+def test_unknown_api_path_is_a_json_404(admin):
+    response = admin.get("/api/v1/actors")
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "not_found",
+        "detail": "no such API resource (the API's paths end with a slash)",
+    }
