@@ -363,7 +363,8 @@ def test_instances_and_a_long_log_page_with_a_cursor(operator):
     assert [e["seq"] for e in log] == list(range(7)) and log[6]["value"] == 6
     assert [e["seq"] for e in client.get(f"{INSTANCES}{steps}/").json()["log"]] == list(range(7))
     assert client.get(f"{INSTANCES}999999/log/").status_code == 404
-    assert client.get(f"{INSTANCES}?cursor=nope").status_code == 400
+    bad = client.get(f"{INSTANCES}?cursor=nope")
+    assert bad.status_code == 404 and bad.json()["error"] == "invalid_cursor"
 
 
 def test_every_operation_is_documented_with_its_errors(admin):

@@ -282,4 +282,4 @@ def test_lists_page_with_a_cursor(operator, demo):
     ids = [f["id"] for f in firings]
     assert len(ids) == len(set(ids)) == 7 and ids == sorted(ids, reverse=True)  # newest first
     bad = client.get(f"{FIRINGS}?cursor=garbage")
-    assert bad.status_code == 400 and "cursor" in bad.json()["fields"]
+    assert bad.status_code == 404 and bad.json()["error"] == "invalid_cursor"
