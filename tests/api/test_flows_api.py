@@ -3,6 +3,8 @@ whose refusals answer 409 with their code; permissions, bad input and pagination
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from flows import registry, store
@@ -393,3 +395,27 @@ def test_every_operation_is_documented_with_its_errors(admin):
     assert {"outcome", "trigger", "actor", "cursor"} <= firings
     resume = mine["/flow-instances/{id}/resume/"]["post"]["requestBody"]
     assert resume["content"]["application/json"]["schema"]["$ref"].endswith("/ResumeRequest")
+
+
+def test_the_command_prints_what_the_api_answers(admin):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    def command(*args):
+        out = StringIO()
+        call_command("flows", *args, "--json", stdout=out)
+        return json.loads(out.getvalue())
+
+    done = started()
+    store.resume(done, "yes")
+    started("timer", {"seconds": 60})
+    assert command("instances") == admin.get(INSTANCES).json()["results"]
+    assert command("status", str(done), "--log") == admin.get(f"{INSTANCES}{done}/").json()
+    via_api = admin.post(INSTANCES, {"flow": "approval"}).json()
+    assert command("cancel", str(via_api["id"])) == {
+        **via_api,
+        "status": "cancelled",
+        "tag": None,
+        "detail": "cancelled",
+    }

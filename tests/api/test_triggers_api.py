@@ -283,3 +283,17 @@ def test_lists_page_with_a_cursor(operator, demo):
     assert len(ids) == len(set(ids)) == 7 and ids == sorted(ids, reverse=True)  # newest first
     bad = client.get(f"{FIRINGS}?cursor=garbage")
     assert bad.status_code == 404 and bad.json()["error"] == "invalid_cursor"
+
+
+def test_the_command_prints_what_the_api_answers(admin, demo):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    made = admin.post(TRIGGERS, {**NEW, "actors": ["demo"]}).json()
+    add_trigger(activity_type="Like", flow_name="test.done")
+    out = StringIO()
+    call_command("triggers", "list", "--json", stdout=out)
+    assert json.loads(out.getvalue()) == admin.get(TRIGGERS).json()["results"]
+    assert json.loads(out.getvalue())[0] == made
