@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import httpsig, keys
+from . import httpsig, keys, metrics
 from .blocks import is_blocked
 from .cid import CanonicalizationError, activity_cid
 from .conf import fedsx_settings
@@ -73,15 +73,17 @@ class InboxView(View):
 
     def post(self, request: HttpRequest, name: str | None = None) -> HttpResponse:
         try:
-            return receive(request, name)
+            response = receive(request, name)
         except FederationError as rejection:
             logger.info(
                 "inbox refused %s %s: %s", rejection.status_code, rejection.code, rejection.detail
             )
+            metrics.inbox_refused(rejection.code, rejection.status_code)
             return error_response(rejection)
         except Exception:
             # Never a traceback to a peer; a 503 makes the sender retry, so nothing is lost.
             logger.exception("inbox failed unexpectedly")
+            metrics.inbox_refused("internal_error", 503)
             return error_response(
                 FederationError(
                     503,
@@ -90,8 +92,11 @@ class InboxView(View):
                     {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
                 )
             )
+        metrics.inbox_accepted()
+        return response
 
     def http_method_not_allowed(self, request, *args, **kwargs) -> HttpResponse:
+        metrics.inbox_refused("method_not_allowed", 405)
         response = error_response(
             FederationError(405, "method_not_allowed", "an inbox only accepts POST")
         )
