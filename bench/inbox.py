@@ -3,7 +3,7 @@ Postgres, from a separate load process over loopback, against a *floor* view mea
 the same run (parse JSON, verify one RSA signature, insert one row: bench/floor.py).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python bench/inbox.py [--requests 3000] [--rounds 3] [--dispatch]
+        .venv/bin/python bench/inbox.py [--requests 3000] [--rounds 3] [--dispatch | --metrics]
 
 ``BENCH_ACTORS=20`` spreads the activities over 20 local recipients in turn (default: one,
 so every append waits for the previous one's lock on that actor's log). ``BENCH_INBOX=shared``
@@ -11,8 +11,11 @@ posts to the shared inbox, where most servers deliver, instead of the actor's ow
 
 Keys are already cached (the sender's key is in the database and each worker warms its
 cache first). With --dispatch (needs CELERY_BROKER_URL) it also measures the inbox with the
-post-commit trigger dispatch switched on, against the same inbox with it off. It uses its
-own database, fedsx_bench, which it drops and recreates.
+post-commit trigger dispatch switched on, against the same inbox with it off. With --metrics
+it measures the inbox with its metrics on (FEDSX METRICS, written to a multiprocess
+directory as a served node does) against the same inbox with them off, alternating which
+goes first in each round, and checks from /metrics that every accepted request was counted.
+It uses its own database, fedsx_bench, which it drops and recreates.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BENCH_DB = "fedsx_bench"
+BENCH_DB = os.environ.get("BENCH_DB", "fedsx_bench")  # one per concurrent run
 SENDER = "https://remote.example/users/bench"
 
 
@@ -176,9 +179,13 @@ def run_load(port: int, requests: list, processes: int = 2, threads: int = 6) ->
 def measure(name: str, port: int, env: dict, requests: list, warmup: int) -> dict:
     from tests.e2e.services import Node
 
+    log_dir = Path(tempfile.mkdtemp(prefix=f"bench-inbox-{name.replace(' ', '-')}-"))
+    # A fresh metrics directory per server, as gunicorn's start hook leaves it.
+    (log_dir / "metrics").mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(log_dir / "metrics"), **env}
     node = Node(
         {**os.environ, **env},
-        Path(tempfile.mkdtemp(prefix=f"bench-inbox-{name}-")),
+        log_dir,
         port,
         workers=2,
         threads=int(os.environ.get("BENCH_WEB_THREADS", "1")),
@@ -186,9 +193,87 @@ def measure(name: str, port: int, env: dict, requests: list, warmup: int) -> dic
     node.start()
     try:
         run_load(port, requests[:warmup])  # warms connections and the key caches
-        return run_load(port, requests[warmup:])
+        result = run_load(port, requests[warmup:])
+        result["counted"] = counted_accepted(port)
+        return result
     finally:
         node.stop()
+
+
+# What metrics add to one accepted request, timed alone in a process writing to a fresh
+# multiprocess directory: the inbox's counter and the append's timing wrapper, on, off
+# (FEDSX METRICS False) and absent (the bare call).
+PER_REQUEST = """
+import os, time, django
+django.setup()
+from django.conf import settings
+from fedsx import metrics
+
+def append():
+    return None
+
+timed = metrics.timed_append(append)
+N = 200_000
+
+def best_of(fn, n=5):
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times) / N * 1e6
+
+def instrumented():
+    for _ in range(N):
+        timed()
+        metrics.inbox_accepted()
+
+def bare():
+    for _ in range(N):
+        append()
+
+on = best_of(instrumented)
+settings.FEDSX = {**settings.FEDSX, "METRICS": False}
+off = best_of(instrumented)
+print(f"{on:.2f} {off:.2f} {best_of(bare):.2f}")
+"""
+
+
+def instrumentation_cost(env: dict) -> tuple[float, float, float]:
+    """Microseconds per accepted request: metrics on, off, and the bare call."""
+    import subprocess
+
+    directory = tempfile.mkdtemp(prefix="bench-inbox-metrics-")
+    done = subprocess.run(
+        [sys.executable, "-c", PER_REQUEST],
+        cwd=ROOT,
+        env={**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": directory, "BENCH_METRICS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    on, off, bare = (float(x) for x in done.stdout.split())
+    return on, off, bare
+
+
+def counted_accepted(port: int) -> float:
+    """fedsx_inbox_requests_total{outcome="accepted"} as /metrics says (warm-up included)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "fedsx_inbox_requests_total" and sample.labels == {
+                "outcome": "accepted"
+            }:
+                return sample.value
+    return 0.0
 
 
 def main() -> None:
@@ -200,7 +285,14 @@ def main() -> None:
         action="store_true",
         help="also measure with the post-commit trigger dispatch on",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="measure the inbox with its metrics on against off (and no floor)",
+    )
     args = parser.parse_args()
+    if args.metrics and args.dispatch:
+        sys.exit("--metrics and --dispatch are separate comparisons: pick one")
     from tests.e2e.services import free_port
 
     port = free_port()
@@ -222,6 +314,12 @@ def main() -> None:
         ("floor", "floor", {}),
         ("fedsx", "fedsx", {"BENCH_DISPATCH": "0", "CELERY_BROKER_URL": ""}),
     ]
+    if args.metrics:
+        off = {"BENCH_DISPATCH": "0", "CELERY_BROKER_URL": ""}
+        runs = [
+            ("metrics on", "fedsx", {**off, "BENCH_METRICS": "1"}),
+            ("metrics off", "fedsx", {**off, "BENCH_METRICS": "0"}),
+        ]
     if args.dispatch:
         if not broker:
             sys.exit("--dispatch needs CELERY_BROKER_URL")
@@ -231,18 +329,37 @@ def main() -> None:
     rounds: dict[str, list[dict]] = {label: [] for label, _, _ in runs}
     for n in range(1, args.rounds + 1):
         print(f"round {n}", flush=True)
-        for label, kind, extra in runs:
+        # With --metrics, the two runs alternate which goes first: drift favours neither.
+        ordered = runs[::-1] if args.metrics and n % 2 == 0 else runs
+        for label, kind, extra in ordered:
             fresh_tables()  # every run appends new activities, as in production
             r = measure(label, port, {**env, **extra}, signed[kind], warmup)
             rounds[label].append(r)
             print(
                 f"  {label:15} {r['accepted_per_s']:8.0f} accepted/s   p50 {r['p50_ms']:6.1f} ms"
                 f"   p99 {r['p99_ms']:6.1f} ms   ({r['accepted']}/{r['sent']} accepted"
-                f"{', other: ' + str(r['other_statuses']) if r['other_statuses'] else ''})",
+                f"{', other: ' + str(r['other_statuses']) if r['other_statuses'] else ''})"
+                f"   /metrics counted {r['counted']:.0f}",
                 flush=True,
             )
     # Runs of one round are next to each other in time; this machine's speed drifts between
     # rounds, so each ratio is taken within its round and the median of those is reported.
+    if args.metrics:
+        for label in ("metrics on", "metrics off"):
+            rates = [r["accepted_per_s"] for r in rounds[label]]
+            print(f"{label}: median {statistics.median(rates):.0f} accepted/s")
+        print_ratio(
+            "metrics on / off throughput", rounds["metrics on"], rounds["metrics off"], 0.97
+        )
+        on, off, bare = instrumentation_cost(env)
+        # Two sync workers share the load: each request has about 2 / (accepted/s) of one.
+        budget = 2 / statistics.median(r["accepted_per_s"] for r in rounds["metrics off"]) * 1e6
+        print(
+            f"per accepted request, timed alone: metrics on {on:.2f} µs, off {off:.2f} µs,"
+            f" bare call {bare:.2f} µs: on adds {on - bare:.2f} µs ="
+            f" {(on - bare) / budget:.2%} of a request's {budget:.0f} µs"
+        )
+        return
     print_ratio("fedsx / floor throughput", rounds["fedsx"], rounds["floor"], 0.70)
     if "fedsx+dispatch" in rounds:
         print_ratio("dispatch on / off throughput", rounds["fedsx+dispatch"], rounds["fedsx"], 0.80)
