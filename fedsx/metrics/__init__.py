@@ -199,3 +199,6 @@ RESUMED_BY = {"wait": "operator", "receive": "activity", "sleep": "timer", "time
 def flow_crashed(flow: str) -> None:
     if enabled():
         _child(FLOW_CRASHES, flow).inc()
+
+
+from . import processes  # noqa: E402, F401  (connects the Celery worker's start and exit)

@@ -18,7 +18,7 @@ import logging
 import os
 from pathlib import Path
 
-from celery.signals import worker_init, worker_process_shutdown
+from celery.signals import worker_process_shutdown, worker_ready
 from prometheus_client import multiprocess
 
 logger = logging.getLogger("fedsx.metrics")
@@ -63,7 +63,8 @@ def mark_process_dead(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
-@worker_init.connect(dispatch_uid="fedsx.metrics.worker_init")
+# Once the worker is up (after Django and this module are loaded in its main process).
+@worker_ready.connect(dispatch_uid="fedsx.metrics.worker_ready")
 def _worker_starts(**kwargs) -> None:
     remove_dead_files()
 
