@@ -54,14 +54,18 @@ def deliveries() -> list[GaugeMetricFamily]:
     pending = Delivery.objects.filter(status=Status.PENDING).aggregate(
         count=Count("pk"), oldest=Min("next_attempt_at")
     )
-    # Held deliveries belong to held hosts: counted per held host on (host, status).
+    # Held deliveries belong to held hosts (few): counted per held host on (host, status).
+    held_hosts = list(_held_hosts().values_list("host", flat=True))
     held = (
-        Delivery.objects.filter(status=Status.HELD, host__in=_held_hosts().values("host"))
-        .values("host")
-        .annotate(count=Count("pk"))
-        .order_by("-count", "host")
+        list(
+            Delivery.objects.filter(status=Status.HELD, host__in=held_hosts)
+            .values("host")
+            .annotate(count=Count("pk"))
+            .order_by("-count", "host")
+        )
+        if held_hosts
+        else []
     )
-    held = list(held)
     counts = GaugeMetricFamily(
         "fedsx_deliveries", "Deliveries not settled yet, by status.", labels=["status"]
     )
