@@ -11,11 +11,17 @@ posts to the shared inbox, where most servers deliver, instead of the actor's ow
 
 Keys are already cached (the sender's key is in the database and each worker warms its
 cache first). With --dispatch (needs CELERY_BROKER_URL) it also measures the inbox with the
-post-commit trigger dispatch switched on, against the same inbox with it off. With --metrics
-it measures the inbox with its metrics on (FEDSX METRICS, written to a multiprocess
-directory as a served node does) against the same inbox with them off, alternating which
-goes first in each round, and checks from /metrics that every accepted request was counted.
-It uses its own database, fedsx_bench, which it drops and recreates.
+post-commit trigger dispatch switched on, against the same inbox with it off.
+
+With --metrics it measures the inbox with its metrics on (FEDSX METRICS, written to a
+multiprocess directory as a served node does) against the same inbox with them off: one
+server, whose switch follows a flag file (bench/settings.py), so that each round sends a
+block of --requests with metrics on and one with them off, in alternating order, to the
+same two workers. Each block's throughput and its workers' CPU time per request are
+compared within the round; /metrics must have counted exactly the blocks sent with metrics
+on. It then times what metrics add to one request alone.
+
+It uses its own database (BENCH_DB, default fedsx_bench), which it drops and recreates.
 """
 
 from __future__ import annotations
@@ -65,7 +71,9 @@ def setup_django(env: dict[str, str]) -> None:
     django.setup()
 
 
-def prepare(port: int, count: int) -> dict[str, list[tuple[str, dict, bytes]]]:
+def prepare(
+    port: int, count: int, kinds: tuple[str, ...] = ("floor", "fedsx")
+) -> dict[str, list[tuple[str, dict, bytes]]]:
     """Migrate, create the actors, and sign every request in advance."""
     from django.core.management import call_command
     from django.db import connection
@@ -122,6 +130,7 @@ def prepare(port: int, count: int) -> dict[str, list[tuple[str, dict, bytes]]]:
     return {
         name: [signed(path, n) for n in range(count)]
         for name, path in (("floor", "/floor/inbox"), ("fedsx", fedsx_inbox_path()))
+        if name in kinds
     }
 
 
@@ -176,35 +185,133 @@ def run_load(port: int, requests: list, processes: int = 2, threads: int = 6) ->
     }
 
 
-def measure(name: str, port: int, env: dict, requests: list, warmup: int) -> dict:
+def serve(name: str, port: int, env: dict, log_dir: Path | None = None):
     from tests.e2e.services import Node
 
-    log_dir = Path(tempfile.mkdtemp(prefix=f"bench-inbox-{name.replace(' ', '-')}-"))
-    # A fresh metrics directory per server, as gunicorn's start hook leaves it.
-    (log_dir / "metrics").mkdir()
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(log_dir / "metrics"), **env}
     node = Node(
         {**os.environ, **env},
-        log_dir,
+        log_dir or Path(tempfile.mkdtemp(prefix=f"bench-inbox-{name}-")),
         port,
         workers=2,
         threads=int(os.environ.get("BENCH_WEB_THREADS", "1")),
     )
     node.start()
+    return node
+
+
+def measure(name: str, port: int, env: dict, requests: list, warmup: int) -> dict:
+    node = serve(name, port, env)
     try:
         run_load(port, requests[:warmup])  # warms connections and the key caches
-        result = run_load(port, requests[warmup:])
-        result["counted"] = counted_accepted(port)
-        return result
+        return run_load(port, requests[warmup:])
     finally:
         node.stop()
+
+
+# ── --metrics ──────────────────────────────────────────────────────────────────────────
+
+
+def compare_metrics(port: int, env: dict, rounds: int, block: int, warmup: int) -> None:
+    print(f"signing {warmup + 2 * rounds * block} requests ...", flush=True)
+    requests = prepare(port, warmup + 2 * rounds * block, kinds=("fedsx",))["fedsx"]
+    fresh_tables()
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-inbox-metrics-"))
+    (log_dir / "metrics").mkdir()  # fresh, as gunicorn's start hook leaves it
+    flag = log_dir / "metrics-on"
+    env = {
+        **env,
+        "BENCH_DISPATCH": "0",
+        "CELERY_BROKER_URL": "",
+        "PROMETHEUS_MULTIPROC_DIR": str(log_dir / "metrics"),
+        "BENCH_METRICS_FLAG": str(flag),
+    }
+    node = serve("metrics", port, env, log_dir)
+    try:
+        flag.touch()
+        run_load(port, requests[:warmup])  # counted: metrics are on
+        expected, sent = warmup, warmup
+        results: dict[bool, list[dict]] = {True: [], False: []}
+        for n in range(rounds):
+            print(f"round {n + 1}", flush=True)
+            for on in (True, False) if n % 2 == 0 else (False, True):
+                if on:
+                    flag.touch()
+                else:
+                    flag.unlink(missing_ok=True)
+                cpu = workers_cpu_seconds(node.proc.pid)
+                r = run_load(port, requests[sent : sent + block])
+                r["cpu_us"] = (workers_cpu_seconds(node.proc.pid) - cpu) * 1e6 / r["accepted"]
+                sent += block
+                expected += r["accepted"] if on else 0
+                results[on].append(r)
+                print(
+                    f"  metrics {'on ' if on else 'off'} {r['accepted_per_s']:8.0f} accepted/s"
+                    f"   p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms"
+                    f"   workers' CPU {r['cpu_us']:5.0f} µs/request"
+                    f"   ({r['accepted']}/{r['sent']} accepted)",
+                    flush=True,
+                )
+        counted = counted_accepted(port)
+    finally:
+        node.stop()
+    print(f"/metrics counted {counted:.0f} accepted requests; sent with metrics on: {expected}")
+    on, off = results[True], results[False]
+    for label, runs in (("metrics on", on), ("metrics off", off)):
+        rates = statistics.median(r["accepted_per_s"] for r in runs)
+        cpu = statistics.median(r["cpu_us"] for r in runs)
+        print(f"{label}: median {rates:.0f} accepted/s, workers' CPU {cpu:.0f} µs/request")
+    print_ratio("metrics on / off throughput", on, off, 0.97)
+    ratios = [b["cpu_us"] / a["cpu_us"] for a, b in zip(on, off, strict=True)]
+    shown = ", ".join(f"{ratio:.3f}" for ratio in ratios)
+    print(
+        f"metrics off / on workers' CPU per request: median {statistics.median(ratios):.3f}"
+        f" (rounds: {shown})  target >= 0.97"
+    )
+    with_metrics, switched_off, bare = instrumentation_cost(env)
+    budget = statistics.median(r["cpu_us"] for r in off)
+    print(
+        f"timed alone, per accepted request: metrics on {with_metrics:.2f} µs, off"
+        f" {switched_off:.2f} µs, bare call {bare:.2f} µs: on adds {with_metrics - bare:.2f} µs"
+        f" = {(with_metrics - bare) / budget:.2%} of a request's {budget:.0f} µs of CPU"
+    )
+    if counted != expected:
+        sys.exit(f"/metrics counted {counted:.0f}, not {expected}")
+
+
+def workers_cpu_seconds(master: int) -> float:
+    """CPU time (user + system) gunicorn's workers have used."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime and stime (stat fields 14, 15)
+    return total / ticks
+
+
+def counted_accepted(port: int) -> float:
+    """fedsx_inbox_requests_total{outcome="accepted"}, as /metrics says."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "fedsx_inbox_requests_total" and sample.labels == {
+                "outcome": "accepted"
+            }:
+                return sample.value
+    return 0.0
 
 
 # What metrics add to one accepted request, timed alone in a process writing to a fresh
 # multiprocess directory: the inbox's counter and the append's timing wrapper, on, off
 # (FEDSX METRICS False) and absent (the bare call).
 PER_REQUEST = """
-import os, time, django
+import time, django
 django.setup()
 from django.conf import settings
 from fedsx import metrics
@@ -243,11 +350,12 @@ def instrumentation_cost(env: dict) -> tuple[float, float, float]:
     """Microseconds per accepted request: metrics on, off, and the bare call."""
     import subprocess
 
-    directory = tempfile.mkdtemp(prefix="bench-inbox-metrics-")
+    env = {key: value for key, value in env.items() if key != "BENCH_METRICS_FLAG"}
+    env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-inbox-metrics-alone-")
     done = subprocess.run(
         [sys.executable, "-c", PER_REQUEST],
         cwd=ROOT,
-        env={**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": directory, "BENCH_METRICS": "1"},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=300,
@@ -255,25 +363,6 @@ def instrumentation_cost(env: dict) -> tuple[float, float, float]:
     )
     on, off, bare = (float(x) for x in done.stdout.split())
     return on, off, bare
-
-
-def counted_accepted(port: int) -> float:
-    """fedsx_inbox_requests_total{outcome="accepted"} as /metrics says (warm-up included)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-    finally:
-        conn.close()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "fedsx_inbox_requests_total" and sample.labels == {
-                "outcome": "accepted"
-            }:
-                return sample.value
-    return 0.0
 
 
 def main() -> None:
@@ -288,7 +377,7 @@ def main() -> None:
     parser.add_argument(
         "--metrics",
         action="store_true",
-        help="measure the inbox with its metrics on against off (and no floor)",
+        help="compare the inbox with its metrics on and off (instead of the floor)",
     )
     args = parser.parse_args()
     if args.metrics and args.dispatch:
@@ -307,6 +396,9 @@ def main() -> None:
     }
     setup_django(env)
     warmup = 200
+    if args.metrics:
+        compare_metrics(port, env, args.rounds, args.requests, warmup)
+        return
     print(f"signing {2 * (args.requests + warmup)} requests ...", flush=True)
     signed = prepare(port, args.requests + warmup)
     broker = os.environ.get("CELERY_BROKER_URL", "")
@@ -314,12 +406,6 @@ def main() -> None:
         ("floor", "floor", {}),
         ("fedsx", "fedsx", {"BENCH_DISPATCH": "0", "CELERY_BROKER_URL": ""}),
     ]
-    if args.metrics:
-        off = {"BENCH_DISPATCH": "0", "CELERY_BROKER_URL": ""}
-        runs = [
-            ("metrics on", "fedsx", {**off, "BENCH_METRICS": "1"}),
-            ("metrics off", "fedsx", {**off, "BENCH_METRICS": "0"}),
-        ]
     if args.dispatch:
         if not broker:
             sys.exit("--dispatch needs CELERY_BROKER_URL")
@@ -329,37 +415,18 @@ def main() -> None:
     rounds: dict[str, list[dict]] = {label: [] for label, _, _ in runs}
     for n in range(1, args.rounds + 1):
         print(f"round {n}", flush=True)
-        # With --metrics, the two runs alternate which goes first: drift favours neither.
-        ordered = runs[::-1] if args.metrics and n % 2 == 0 else runs
-        for label, kind, extra in ordered:
+        for label, kind, extra in runs:
             fresh_tables()  # every run appends new activities, as in production
             r = measure(label, port, {**env, **extra}, signed[kind], warmup)
             rounds[label].append(r)
             print(
                 f"  {label:15} {r['accepted_per_s']:8.0f} accepted/s   p50 {r['p50_ms']:6.1f} ms"
                 f"   p99 {r['p99_ms']:6.1f} ms   ({r['accepted']}/{r['sent']} accepted"
-                f"{', other: ' + str(r['other_statuses']) if r['other_statuses'] else ''})"
-                f"   /metrics counted {r['counted']:.0f}",
+                f"{', other: ' + str(r['other_statuses']) if r['other_statuses'] else ''})",
                 flush=True,
             )
     # Runs of one round are next to each other in time; this machine's speed drifts between
     # rounds, so each ratio is taken within its round and the median of those is reported.
-    if args.metrics:
-        for label in ("metrics on", "metrics off"):
-            rates = [r["accepted_per_s"] for r in rounds[label]]
-            print(f"{label}: median {statistics.median(rates):.0f} accepted/s")
-        print_ratio(
-            "metrics on / off throughput", rounds["metrics on"], rounds["metrics off"], 0.97
-        )
-        on, off, bare = instrumentation_cost(env)
-        # Two sync workers share the load: each request has about 2 / (accepted/s) of one.
-        budget = 2 / statistics.median(r["accepted_per_s"] for r in rounds["metrics off"]) * 1e6
-        print(
-            f"per accepted request, timed alone: metrics on {on:.2f} µs, off {off:.2f} µs,"
-            f" bare call {bare:.2f} µs: on adds {on - bare:.2f} µs ="
-            f" {(on - bare) / budget:.2%} of a request's {budget:.0f} µs"
-        )
-        return
     print_ratio("fedsx / floor throughput", rounds["fedsx"], rounds["floor"], 0.70)
     if "fedsx+dispatch" in rounds:
         print_ratio("dispatch on / off throughput", rounds["fedsx+dispatch"], rounds["fedsx"], 0.80)
