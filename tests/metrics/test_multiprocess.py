@@ -92,3 +92,20 @@ def test_without_a_directory_nothing_is_removed(tmp_path, monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     assert processes.directory() is None
     assert processes.remove_dead_files() == 0
+
+
+def test_gunicorn_marks_an_exiting_worker_dead(tmp_path, monkeypatch):
+    """Its live gauges (a host project's, should it add some) leave the sum; its counters
+    stay."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for name in ("gauge_livesum_4242.db", "counter_4242.db", "gauge_livesum_4243.db"):
+        (tmp_path / name).write_bytes(b"")
+
+    class Worker:
+        pid = 4242
+
+    gunicorn.child_exit(server=None, worker=Worker())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "counter_4242.db",
+        "gauge_livesum_4243.db",
+    ]
