@@ -14,17 +14,27 @@ from django.db import IntegrityError, transaction
 
 from .crypto import generate_rsa_keypair
 from .models import INSTANCE_USERNAME, Actor, instance_actor_id, validate_username
+from .proofs import generate_keypair
 
 
 class ActorExists(Exception):
     pass
 
 
-def create_local_actor(username: str, *, name: str = "", exists_ok: bool = False) -> Actor:
-    """A new local actor with a fresh RSA-2048 key pair.
+def create_local_actor(
+    username: str,
+    *,
+    name: str = "",
+    exists_ok: bool = False,
+    icon_url: str = "",
+    icon_media_type: str = "",
+) -> Actor:
+    """A new local actor with a fresh RSA-2048 key pair (HTTP signatures) and Ed25519 key
+    pair (Object Integrity Proofs), and an icon if given.
 
     With ``exists_ok`` an existing actor is returned instead, its ids re-derived from the
-    current BASE_URL (so a node moved to another origin or port keeps working).
+    current BASE_URL (so a node moved to another origin or port keeps working) and its icon
+    replaced if one is given.
     """
     validate_username(username)
     existing = Actor.objects.filter(is_local=True, username=username).first()
@@ -32,15 +42,22 @@ def create_local_actor(username: str, *, name: str = "", exists_ok: bool = False
         if not exists_ok:
             raise ActorExists(f"a local actor named {username!r} already exists")
         existing.set_local_urls()
+        if icon_url:
+            existing.icon_url, existing.icon_media_type = icon_url, icon_media_type
         existing.save()
         return existing
     private_pem, public_pem = generate_rsa_keypair()
+    ed25519_private, ed25519_public = generate_keypair()
     actor = Actor(
         username=username,
         name=name,
         is_local=True,
         private_key_pem=private_pem,
         public_key_pem=public_pem,
+        ed25519_private_key=ed25519_private,
+        ed25519_public_key=ed25519_public,
+        icon_url=icon_url,
+        icon_media_type=icon_media_type,
     )
     actor.set_local_urls()
     try:
@@ -60,12 +77,15 @@ def instance_actor() -> Actor:
     actor = Actor.objects.filter(is_local=True, username=INSTANCE_USERNAME).first()
     if actor is None:
         private_pem, public_pem = generate_rsa_keypair()
+        ed25519_private, ed25519_public = generate_keypair()
         candidate = Actor(
             username=INSTANCE_USERNAME,
             is_local=True,
             actor_type="Application",
             private_key_pem=private_pem,
             public_key_pem=public_pem,
+            ed25519_private_key=ed25519_private,
+            ed25519_public_key=ed25519_public,
         )
         candidate.set_local_urls()
         try:

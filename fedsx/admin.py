@@ -8,11 +8,12 @@ import json
 from urllib.parse import urlencode, urlsplit
 
 from django.contrib import admin, messages
-from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from .dashboard import admin as dashboard_admin
+from .hosts import with_delivery_counts
 from .models import (
     Activity,
     Actor,
@@ -64,6 +65,7 @@ class ActorAdmin(admin.ModelAdmin):
         "ap_id",
         "key_id",
         "public_key_pem",
+        "ed25519_public_key",
         "inbox_seq",
         "outbox_seq",
         "document_pretty",
@@ -72,7 +74,7 @@ class ActorAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-    exclude = ("private_key_pem", "document")
+    exclude = ("private_key_pem", "ed25519_private_key", "document")
 
     @admin.display(description="document")
     def document_pretty(self, obj: Actor) -> str:
@@ -328,20 +330,6 @@ class DeliveryAdmin(ReadOnlyAdmin):
         self.message_user(request, text, messages.SUCCESS if n else messages.WARNING)
 
 
-def _delivery_count(status: str):
-    return Coalesce(
-        Subquery(
-            Delivery.objects.filter(host=OuterRef("host"), status=status)
-            .order_by()
-            .values("host")
-            .annotate(n=Count("id"))
-            .values("n"),
-            output_field=IntegerField(),
-        ),
-        0,
-    )
-
-
 def _count_column(status: str):
     """A changelist column: how many of the host's deliveries are in ``status``."""
 
@@ -402,8 +390,7 @@ class HostAdmin(ReadOnlyAdmin):
         return request.user.has_perm("fedsx.change_host")
 
     def get_queryset(self, request):
-        counts = {f"n_{status}": _delivery_count(status) for status in HOST_COUNTED}
-        return super().get_queryset(request).annotate(**counts)
+        return with_delivery_counts(super().get_queryset(request), *HOST_COUNTED)
 
     @admin.display(description="deliveries")
     def deliveries(self, obj: Host) -> str:
@@ -440,3 +427,6 @@ class HostAdmin(ReadOnlyAdmin):
             f"{len(names)} hosts cleared, {released} held deliveries released.",
             messages.SUCCESS,
         )
+
+
+dashboard_admin.install(admin.site)  # the federation dashboard, linked from the index

@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_AFTER_SECONDS": 60,
     # Hosts (host or host:port) that may be fetched although they resolve to internal addresses.
     "FETCH_ALLOWLIST": os.environ.get("FEDSX_FETCH_ALLOWLIST", ""),
+    # Authorized fetch (fedsx/permissions.py): GETs of posted activities and objects and of
+    # collections need a valid HTTP signature from a server that is not blocked; actor
+    # documents answer unsigned requests with a minimal form (id, inbox, keys).
+    "AUTHORIZED_FETCH": False,
     # Page size of outbox and collection pages.
     "COLLECTION_PAGE_SIZE": 20,
     # Enqueue trigger application after each committed inbox entry.

@@ -33,6 +33,7 @@ from django.utils import timezone
 from . import client, hosts, jobs, media, metrics
 from .client import FetchError
 from .conf import fedsx_settings
+from .errors import FederationError
 from .httpsig import other_scheme, sign_request
 from .models import Activity, Actor, Delivery, Follow, Host
 from .outbox import DELIVERIES
@@ -440,6 +441,41 @@ def cancel(queryset) -> int:
     """Stop trying: pending and held deliveries become cancelled."""
     return queryset.filter(status__in=[Status.PENDING, Status.HELD]).update(
         status=Status.CANCELLED, claimed_until=None
+    )
+
+
+def retry_one(delivery: Delivery) -> list[int]:
+    """An operator's retry of one delivery (the command's, the API's); 409 once delivered."""
+    if delivery.status == Status.DELIVERED:
+        raise FederationError(
+            409, "delivered", f"delivery {delivery.pk} was delivered: nothing to retry"
+        )
+    with transaction.atomic():
+        return retry(Delivery.objects.filter(pk=delivery.pk))
+
+
+def cancel_one(delivery: Delivery) -> None:
+    """An operator's cancel of one delivery; 409 unless it is pending or held."""
+    if delivery.status in (Status.PENDING, Status.HELD):
+        with transaction.atomic():
+            if cancel(Delivery.objects.filter(pk=delivery.pk)):
+                delivery.status = Status.CANCELLED
+                return
+        delivery.refresh_from_db(fields=["status"])  # settled between the look and the update
+    raise FederationError(
+        409,
+        "not_cancellable",
+        f"delivery {delivery.pk} is {delivery.status}: only pending or held deliveries can be"
+        " cancelled",
+    )
+
+
+def held_hosts(deliveries) -> list[str]:
+    """The hosts of these deliveries whose breaker holds them (open or unavailable)."""
+    return sorted(
+        Host.objects.filter(
+            host__in=deliveries.values("host"), state__in=[Host.State.OPEN, Host.State.UNAVAILABLE]
+        ).values_list("host", flat=True)
     )
 
 

@@ -14,13 +14,24 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import metrics
 from .conf import fedsx_settings
-from .models import Delivery, Host
+from .models import Delivery, Host, host_of
 
 State = Host.State
+
+
+def normalize_host(text: str) -> str:
+    """A host as stored: ``Remote.Example.``, ``https://remote.example/inbox`` →
+    ``remote.example`` (a port other than the scheme's stays)."""
+    text = text.strip()
+    if "//" in text:
+        return host_of(text)
+    return text.lower().rstrip(".")
 
 
 def host_rows(names: set[str]) -> dict[str, Host]:
@@ -158,3 +169,23 @@ def probes_due() -> list[int]:
             )
             ids.append(first)
     return ids
+
+
+def with_delivery_counts(hosts, *statuses: str):
+    """``hosts`` annotated with ``n_<status>``: how many of each host's deliveries are in
+    each status (one subquery per status, on the (host, status) index)."""
+    return hosts.annotate(**{f"n_{status}": _delivery_count(status) for status in statuses})
+
+
+def _delivery_count(status: str):
+    return Coalesce(
+        Subquery(
+            Delivery.objects.filter(host=OuterRef("host"), status=status)
+            .order_by()
+            .values("host")
+            .annotate(n=Count("id"))
+            .values("n"),
+            output_field=IntegerField(),
+        ),
+        0,
+    )

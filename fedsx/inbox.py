@@ -5,7 +5,8 @@ the first failure answers a 4xx JSON error with nothing stored:
 
     size → content type → recipient → signature present → body digest → signed Host is
     this node → JSON (and its content id) → blocked domain → key (cache, database, fetch) →
-    signature → key owner == actor → append
+    signature → key owner == actor, or else the actor's own proof of a forwarded
+    activity (fedsx.forwarded) → append
 
 This is a plain Django view rather than a DRF one: it is the hot path, and it answers
 nothing but small JSON errors.
@@ -27,13 +28,14 @@ from django.utils import timezone
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import httpsig, keys, metrics
+from . import forwarded, httpsig, keys, metrics
 from .blocks import is_blocked
 from .cid import CanonicalizationError, activity_cid
 from .conf import fedsx_settings
 from .errors import FederationError, error_body
 from .kernel import append_inbox
-from .models import Actor, host_of
+from .models import Actor, InboxTally, host_of
+from .tallies import inbox_tally
 from .vocab import id_of
 
 logger = logging.getLogger("fedsx.inbox")
@@ -78,11 +80,13 @@ class InboxView(View):
             logger.info(
                 "inbox refused %s %s: %s", rejection.status_code, rejection.code, rejection.detail
             )
+            inbox_tally.add(rejection.code)
             metrics.inbox_refused(rejection.code, rejection.status_code)
             return error_response(rejection)
         except Exception:
             # Never a traceback to a peer; a 503 makes the sender retry, so nothing is lost.
             logger.exception("inbox failed unexpectedly")
+            inbox_tally.add("internal_error")
             metrics.inbox_refused("internal_error", 503)
             return error_response(
                 FederationError(
@@ -92,6 +96,7 @@ class InboxView(View):
                     {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
                 )
             )
+        inbox_tally.add(InboxTally.ACCEPTED)
         metrics.inbox_accepted()
         return response
 
@@ -127,11 +132,15 @@ def receive(request: HttpRequest, name: str | None) -> HttpResponse:
             return accepted("actor deleted")  # the common Delete flood: nothing to store
         raise key_rejection(exc) from None
     key = verify(signed, signature, key)
+    forwarded_by = ""
     if key.owner != actor_id:
-        raise FederationError(401, "owner_mismatch", "the signing key does not belong to the actor")
+        # Forwarded or relayed: the sender is not the actor (fedsx.forwarded).
+        authenticated = forwarded.authenticate(activity, key_rejection).activity
+        activity = parse_activity(orjson.dumps(authenticated))  # the same checks, on it
+        cid, forwarded_by = content_id(activity), key.owner
     # None: the shared inbox's recipients, which the append finds from the addressing.
     recipients = [recipient] if recipient is not None else None
-    append_inbox(activity, recipients, cid=cid)
+    append_inbox(activity, recipients, cid=cid, forwarded_by=forwarded_by)
     return accepted()
 
 

@@ -146,16 +146,24 @@ def followers_collection(actor: Actor) -> str:
 
 @metrics.timed_append
 def append_inbox(
-    activity: dict[str, Any], recipients: list[Actor] | None, *, cid: str | None = None
+    activity: dict[str, Any],
+    recipients: list[Actor] | None,
+    *,
+    cid: str | None = None,
+    forwarded_by: str = "",
 ) -> AppendResult:
     """Store ``activity`` once and append it to each recipient's inbox log.
 
     ``recipients`` None means the shared inbox's: the local actors the activity's addressing
     names (``shared_inbox_recipients``). ``cid`` is the activity's content id when the
-    caller has computed it already.
+    caller has computed it already. ``forwarded_by``: the actor that delivered it for its
+    actor (fedsx.forwarded).
     """
     record = _activity_record(activity, cid)
-    on_postgres = connection.vendor == "postgresql"
+    record.forwarded_by = forwarded_by[:500]
+    # Forwarded activities are rare: they take the ORM path, so the one statement (and its
+    # prepared plan) stays that of every plain delivery, the column left to its default.
+    on_postgres = connection.vendor == "postgresql" and not forwarded_by
     if on_postgres and activity.get("type") not in PROJECTIONS and not connection.in_atomic_block:
         # The common case, one statement in its own transaction: a single round trip.
         result = _try_one_statement(record, recipients)

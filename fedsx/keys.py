@@ -320,3 +320,69 @@ def drop_key_of(actor_id: str) -> None:
         if key_id:
             forget(key_id)
     Actor.objects.filter(ap_id=actor_id, is_local=False).update(key_id=None, public_key_pem="")
+
+
+# -- FEP-521a assertion keys (Object Integrity Proofs) --------------------------------------
+
+
+@dataclass(frozen=True)
+class AssertionKey:
+    """A Multikey an actor lists under ``assertionMethod``; ``document`` is the actor
+    document it came from when it was just fetched (stored with ``store_assertion_key``
+    once a proof verified with it), None when it came from the database."""
+
+    method_id: str
+    owner: str
+    multibase: str
+    document: dict | None = None
+
+
+def assertion_key(method_id: str, *, refetch: bool = False) -> AssertionKey:
+    """The Multikey ``method_id`` (``<actor>#<key>``) names, from the owner's stored actor
+    document or, when that does not list it (or ``refetch``), the owner's document fetched
+    at its id, through the same budget and guard as every key fetch. Raises KeyUnavailable.
+    """
+    owner = urldefrag(method_id)[0]
+    stored, fetched_at = (
+        Actor.objects.filter(ap_id=owner, is_local=False)
+        .exclude(document=None)
+        .values_list("document", "fetched_at")
+        .first()
+    ) or (None, None)
+    found = multikey_in_document(stored, method_id) if isinstance(stored, dict) else ""
+    if found and not refetch:
+        return AssertionKey(method_id, owner, found)
+    interval = timedelta(seconds=fedsx_settings.KEY_REFETCH_INTERVAL_SECONDS)
+    if found and fetched_at and timezone.now() - fetched_at < interval:
+        # As for HTTP signature keys: not asked again before the interval is over.
+        raise KeyUnavailable("key_not_found", "the actor's document was fetched moments ago")
+    document = _fetch(owner)
+    if document.get("id") != owner:
+        raise KeyUnavailable("key_owner_mismatch", "the owner's document has another id")
+    found = multikey_in_document(document, method_id)
+    if not found:
+        raise KeyUnavailable("key_not_found", "the actor lists no such assertion key")
+    return AssertionKey(method_id, owner, found, document)
+
+
+def multikey_in_document(document: dict, method_id: str) -> str:
+    """The ``publicKeyMultibase`` of the Multikey ``method_id`` that ``document`` (the
+    owner's actor document) lists under ``assertionMethod``, or ''."""
+    owner = document.get("id")
+    methods = document.get("assertionMethod")
+    for method in methods if isinstance(methods, list) else [methods]:
+        if (
+            isinstance(method, dict)
+            and method.get("id") == method_id
+            and method.get("type") == "Multikey"
+            and method.get("controller", owner) == owner
+            and isinstance(method.get("publicKeyMultibase"), str)
+        ):
+            return method["publicKeyMultibase"]
+    return ""
+
+
+def store_assertion_key(key: AssertionKey) -> None:
+    """Keep the actor document a fetched assertion key came from, once it verified a proof."""
+    if key.document is not None:
+        store_actor(key.owner, None, "", key.document)

@@ -7,6 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -95,6 +96,20 @@ class Actor(models.Model):
     key_id = models.CharField(max_length=500, unique=True, null=True, blank=True)
     public_key_pem = models.TextField(blank=True)
     private_key_pem = models.TextField(blank=True, help_text="Local actors only; never shown.")
+    # Ed25519 key of a local actor (FEP-521a Multikey, multibase): it makes the Object
+    # Integrity Proof (fedsx/proofs.py) on every activity the actor posts.
+    ed25519_public_key = models.CharField("Ed25519 publicKeyMultibase", max_length=64, blank=True)
+    ed25519_private_key = models.CharField(
+        "Ed25519 secretKeyMultibase",
+        max_length=64,
+        blank=True,
+        help_text="Local actors only; never shown.",
+    )
+    # The avatar: a URL and its media type (the actor document's icon), when one is set.
+    icon_url = models.CharField(
+        "icon URL", max_length=500, blank=True, validators=[URLValidator(schemes=["http", "https"])]
+    )
+    icon_media_type = models.CharField("icon media type", max_length=100, blank=True)
 
     document = models.JSONField(
         null=True, blank=True, help_text="Remote actor document as fetched."
@@ -151,6 +166,11 @@ class Actor(models.Model):
         self.shared_inbox_url = f"{base}/inbox"
         self.key_id = f"{self.ap_id}#main-key"
 
+    @property
+    def multikey_id(self) -> str:
+        """The id of the Ed25519 Multikey in the actor's assertionMethod (FEP-521a)."""
+        return f"{self.ap_id}#ed25519-key"
+
 
 def local_users() -> models.QuerySet[Actor]:
     """The node's users: its local actors but the instance actor, which is the node itself
@@ -173,6 +193,9 @@ class Activity(models.Model):
     object_id = models.CharField(max_length=500, blank=True)
     payload = models.JSONField()
     received_at = models.DateTimeField(default=timezone.now)
+    # The actor that delivered it for its actor (a forwarded reply, a relayed post), or "".
+    # A database default too: the inbox's one-statement append does not name the column.
+    forwarded_by = models.CharField(max_length=500, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name_plural = "activities"
@@ -412,6 +435,8 @@ class Delivery(models.Model):
                 name="delivery_due",
             ),
             models.Index(fields=["host", "status"], name="delivery_host_status"),
+            # The dashboard's count by status, read from the index alone.
+            models.Index(fields=["status"], name="delivery_status"),
             models.Index(fields=["inbox_url", "subject"], name="delivery_inbox_subject"),
         ]
 
@@ -421,3 +446,27 @@ class Delivery(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL
+
+
+class InboxTally(models.Model):
+    """Inbox requests in one hour with one outcome: ``accepted`` or a refusal's error code.
+
+    Refused requests are stored nowhere else (nothing unverified is stored), so the
+    dashboard's inbox figures are these counts, kept by ``fedsx.tallies`` in batches.
+    """
+
+    ACCEPTED = "accepted"
+
+    hour = models.DateTimeField(help_text="The start of the hour (UTC).")
+    outcome = models.CharField(max_length=64)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "inbox tallies"
+        ordering = ["-hour", "outcome"]
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "outcome"], name="unique_inbox_tally")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.outcome}: {self.count}"

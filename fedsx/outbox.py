@@ -19,7 +19,7 @@ import orjson
 from django.db import connection, transaction
 from django.db.models import Q
 
-from . import jobs
+from . import jobs, proofs
 from .cid import CanonicalizationError, activity_cid
 from .conf import fedsx_settings
 from .errors import FederationError
@@ -66,7 +66,7 @@ def post(actor: Actor | str, activity_or_object: dict[str, Any]) -> Activity:
     sender = _local_actor(actor)
     activity = mint(sender, activity_or_object)
     audience = audience_of(sender, activity)  # may fetch unknown remote actors: before we lock
-    delivered = without_blind_fields(activity)
+    delivered = with_proof(sender, without_blind_fields(activity))
     record = _record(delivered)
     with transaction.atomic():
         record.save(force_insert=True)
@@ -154,9 +154,12 @@ def _check_fits(activity: dict[str, Any]) -> None:
         if len(ref) > MAX_ID_LENGTH:
             raise refused("id_too_long", f"ids are at most {MAX_ID_LENGTH} characters")
     try:
-        size = len(orjson.dumps(activity))
+        encoded = orjson.dumps(activity)
     except TypeError as exc:
         raise refused("not_canonical", f"the activity is not JSON: {exc}") from None
+    if b"\\u0000" in encoded:  # as the inbox: no database stores a NUL in text
+        raise refused("unsupported_content", "strings may not contain U+0000")
+    size = len(encoded)
     if size > fedsx_settings.MAX_BODY_BYTES:
         raise refused("too_large", f"the activity is larger than {fedsx_settings.MAX_BODY_BYTES}")
 
@@ -183,6 +186,26 @@ def without_blind_fields(activity: dict[str, Any]) -> dict[str, Any]:
     if isinstance(inner, dict) and any(name in inner for name in BLIND_FIELDS):
         out["object"] = {key: value for key, value in inner.items() if key not in BLIND_FIELDS}
     return out
+
+
+def with_proof(sender: Actor, activity: dict[str, Any]) -> dict[str, Any]:
+    """The activity with the sender's Object Integrity Proof (FEP-8b32, eddsa-jcs-2022).
+
+    Made over exactly what is stored, served and delivered (after bto/bcc are stripped), so
+    a copy forwarded by anyone still proves its author. The proof's terms are defined by
+    data-integrity/v1, added to the activity's @context as Mitra and Fedify add it.
+    """
+    if not sender.ed25519_private_key:  # every local actor gets one (migration 0007)
+        raise refused("no_proof_key", f"{sender.ap_id} has no Ed25519 key to sign with")
+    context = activity.get("@context", AS_CONTEXT)
+    contexts = context if isinstance(context, list) else [context]
+    if proofs.DATA_INTEGRITY_CONTEXT not in contexts:
+        activity = {**activity, "@context": [*contexts, proofs.DATA_INTEGRITY_CONTEXT]}
+    key = proofs.decode_secret_key(sender.ed25519_private_key)
+    try:
+        return proofs.sign(activity, key, sender.multikey_id)
+    except proofs.ProofError as exc:  # no canonical JSON form (a NaN, a lone surrogate, …)
+        raise refused("not_canonical", exc.detail) from None
 
 
 def _next_outbox_seq(actor: Actor) -> int:

@@ -1,6 +1,6 @@
 """The plugin's federation endpoints; include them at the root of the host's URLconf."""
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 from .inbox import InboxView
@@ -42,3 +42,8 @@ urlpatterns = [
         name="following",
     ),
 ]
+
+# The operator API (fedsx.api) at /api/v1/. A host project mounting it elsewhere, or not at
+# all, includes ``fedsx.urls.federation`` instead of this module.
+federation = list(urlpatterns)
+urlpatterns = [*federation, path("api/v1/", include("fedsx.api.urls"))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.utils.cache import patch_vary_headers
 from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,10 +14,11 @@ from . import __version__, media
 from .actors import instance_actor
 from .collections import ordered_collection
 from .conf import fedsx_settings
-from .documents import actor_document, webfinger_document
+from .documents import actor_document, minimal_actor_document, webfinger_document
 from .errors import bad_request, exception_handler, not_found
 from .models import Actor, Follow, OutboxEntry, host_of, instance_actor_id, local_users
 from .negotiation import FixedContentNegotiation
+from .permissions import AuthorizedFetch, verified_fetcher
 from .renderers import ActivityJSONRenderer, JRDRenderer, LDJSONRenderer, NodeInfoRenderer
 
 AP_RENDERERS = [ActivityJSONRenderer, LDJSONRenderer, JSONRenderer]
@@ -39,6 +41,19 @@ class FederationView(APIView):
     def get_exception_handler(self):
         return exception_handler
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if fedsx_settings.AUTHORIZED_FETCH:
+            # What is served depends on the signature: no cache may answer one with another's.
+            patch_vary_headers(response, ["Signature"])
+        return response
+
+
+class SignedFetchView(FederationView):
+    """Activities, objects and collections: signed GETs only under AUTHORIZED_FETCH."""
+
+    permission_classes = [AuthorizedFetch]
+
 
 def local_actor_or_404(name: str) -> Actor:
     actor = Actor.objects.filter(is_local=True, username=name).first()
@@ -58,7 +73,19 @@ class ActorView(FederationView):
         actor = instance_actor() if name is None else local_actor_or_404(name)
         if isinstance(request.accepted_renderer, TemplateHTMLRenderer):
             return Response({"actor": actor, "document": actor_document(actor)})
+        if self._answers_minimally(request, actor):
+            return Response(minimal_actor_document(actor))
         return Response(actor_document(actor))
+
+    @staticmethod
+    def _answers_minimally(request: Request, actor: Actor) -> bool:
+        """Under AUTHORIZED_FETCH, a request not validly signed by an unblocked server gets
+        the keys and the inbox only (as Mastodon answers it), so that the key fetch which
+        precedes every signature check keeps working. The instance actor is always whole:
+        it is what other servers fetch to check the node's own signed GETs."""
+        if not fedsx_settings.AUTHORIZED_FETCH or actor.is_instance:
+            return False
+        return verified_fetcher(request._request) is None
 
 
 def _page_args(request: Request) -> tuple[bool, int | None]:
@@ -72,7 +99,7 @@ def _page_args(request: Request) -> tuple[bool, int | None]:
         raise bad_request("bad_cursor", "before must be an integer") from None
 
 
-class OutboxView(FederationView):
+class OutboxView(SignedFetchView):
     def get(self, request: Request, name: str | None = None) -> Response:
         actor = instance_actor() if name is None else local_actor_or_404(name)
         page, before = _page_args(request)
@@ -89,7 +116,7 @@ class OutboxView(FederationView):
         )
 
 
-class PostedView(FederationView):
+class PostedView(SignedFetchView):
     """A posted activity (``kind="activities"``) or an object it created (``"objects"``),
     served at its id. Only public ones are shown: a followers-only or direct post is a
     404, as if it did not exist, to anyone who cannot prove they were addressed."""
@@ -142,7 +169,7 @@ def _unless_deleted(actor, url: str, document: dict) -> tuple[dict, int]:
     return tombstone, 410
 
 
-class FollowCollectionView(FederationView):
+class FollowCollectionView(SignedFetchView):
     """``followers`` or ``following``: accepted follows, as actor ids."""
 
     direction = "followers"

@@ -10,16 +10,14 @@ from urllib.parse import urlencode
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
 from . import store
+from .definitions import code_state, with_instance_counts
 from .forms import ResumeForm
 from .models import FlowDefinition, FlowInstance, is_instance_id
-from .registry import registration
 
 Status = FlowInstance.Status
 TIMELINE_LIMIT = 500  # the page shows the newest entries of a longer log
@@ -68,21 +66,7 @@ class FlowDefinitionAdmin(admin.ModelAdmin):
     readonly_fields = ("name", "import_path", "code_hash", "code_state", "created_at", "updated_at")
 
     def get_queryset(self, request):
-        counts = {
-            f"n_{status}": Coalesce(
-                Subquery(
-                    FlowInstance.objects.filter(flow_name=OuterRef("name"), status=status)
-                    .order_by()
-                    .values("flow_name")
-                    .annotate(n=Count("id"))
-                    .values("n"),
-                    output_field=IntegerField(),
-                ),
-                0,
-            )
-            for status in Status.values
-        }
-        return super().get_queryset(request).annotate(**counts)
+        return with_instance_counts(super().get_queryset(request))
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -96,10 +80,7 @@ class FlowDefinitionAdmin(admin.ModelAdmin):
 
     @admin.display(description="code in this process")
     def code_state(self, obj: FlowDefinition) -> str:
-        flow = registration(obj.name)
-        if flow is None:
-            return "not registered"
-        return "as registered" if flow.code_hash == obj.code_hash else "changed: run register"
+        return code_state(obj)
 
 
 @admin.register(FlowInstance)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from .models import FlowDefinition, FlowInstance
 from .registry import registered_flows, registration
@@ -61,3 +62,31 @@ def _suspended_on_old_code(names: list[str]) -> dict[str, int]:
         if n:
             counts[name] = n
     return counts
+
+
+def with_instance_counts(definitions: QuerySet[FlowDefinition]) -> QuerySet[FlowDefinition]:
+    """Annotate ``n_<status>`` for every instance status: one subquery per status on the
+    indexed ``flow_name`` and ``status``, never a scan of the instances per page row."""
+    counts = {
+        f"n_{status}": Coalesce(
+            Subquery(
+                FlowInstance.objects.filter(flow_name=OuterRef("name"), status=status)
+                .order_by()
+                .values("flow_name")
+                .annotate(n=Count("id"))
+                .values("n"),
+                output_field=IntegerField(),
+            ),
+            0,
+        )
+        for status in FlowInstance.Status.values
+    }
+    return definitions.annotate(**counts)
+
+
+def code_state(definition: FlowDefinition) -> str:
+    """Whether this process runs the code the definition was registered with."""
+    flow = registration(definition.name)
+    if flow is None:
+        return "not registered"
+    return "as registered" if flow.code_hash == definition.code_hash else "changed: run register"

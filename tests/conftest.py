@@ -3,6 +3,7 @@ from rest_framework.test import APIClient
 
 from fedsx import blocks, fetch, inbox, jobs, keys
 from fedsx.actors import create_local_actor
+from fedsx.tallies import inbox_tally
 from triggers.registry import forget_index
 
 
@@ -17,6 +18,7 @@ def _fresh_process_caches():
     forget_index()
     yield
     jobs.stop_in_process()  # in-process work a test started must not run in a later test
+    inbox_tally.counts.clear()  # nor its inbox counts be flushed into a later test, or at exit
     keys.forget()
     fetch.forget_unreachable()
     blocks._invalidate()

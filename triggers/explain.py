@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from fedsx.models import Actor, host_of
+from fedsx.models import Actor, host_of, local_users
 
 from .guards import compile_guard, guard_passes
 from .models import ANY_TYPE, Trigger
@@ -33,9 +33,6 @@ class Explanation:
             and self.guard_passes
         )
 
-    def as_dict(self) -> dict:
-        return {**asdict(self), "would_fire": self.would_fire}
-
 
 def sender_of(activity: dict) -> str:
     actor = activity.get("actor")
@@ -61,3 +58,11 @@ def explain(trigger: Trigger, activity: dict, recipient: Actor) -> Explanation:
         guard_error=error,
         enabled=trigger.enabled,
     )
+
+
+def recipient_for(trigger: Trigger, name: str | None = None) -> Actor | None:
+    """The local actor a test delivers to: ``name``, else the trigger's first actor in
+    scope, else the first local user (never the node's own actor)."""
+    name = name or (trigger.actor_scope[0] if trigger.actor_scope else None)
+    recipients = local_users()
+    return (recipients.filter(username=name) if name else recipients).first()

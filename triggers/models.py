@@ -111,6 +111,12 @@ class Trigger(models.Model):
         self.trigger_cid = json_cid(self.spec)
         super().save(*args, **kwargs)  # post_save bumps the registry version
 
+    def switch(self, enabled: bool) -> None:
+        """Enable or disable it; only a change is written (and bumps the registry version)."""
+        if self.enabled != enabled:
+            self.enabled = enabled
+            self.save(update_fields=["enabled", "updated_at"])
+
     @property
     def spec(self) -> dict:
         return trigger_spec(
@@ -230,21 +236,6 @@ class Firing(models.Model):
     @property
     def activity(self) -> Activity | None:
         return Activity.objects.filter(activity_cid=self.activity_cid).first()
-
-
-def trigger_as_dict(trigger: Trigger) -> dict:
-    """A trigger as commands print it with --json (and as ``load`` reads it)."""
-    return {
-        "id": trigger.pk,
-        "label": trigger.label,
-        "type": trigger.activity_type,
-        "actors": trigger.actor_scope,
-        "senders": trigger.sender_scope,
-        "guard": trigger.guard,
-        "flow": trigger.flow_name,
-        "enabled": trigger.enabled,
-        "trigger_cid": trigger.trigger_cid,
-    }
 
 
 # Flows that hold a follow request for someone's decision: a trigger on Follow starting one

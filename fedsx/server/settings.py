@@ -61,6 +61,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    # The operator API (fedsx.api): tokens, filters, its OpenAPI schema and offline docs.
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "fedsx",
     "flows",
     "triggers",
@@ -147,6 +152,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
     ],
     "EXCEPTION_HANDLER": "fedsx.errors.exception_handler",
+    # drf-spectacular's, as it requires (the API's views refine it: fedsx.api.schema).
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PARSER_CLASSES": [
         "fedsx.parsers.ActivityJSONParser",
         "fedsx.parsers.LDJSONParser",

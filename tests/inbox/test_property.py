@@ -1,12 +1,16 @@
 """Random bodies and headers never give a 500 and never store a row."""
 
+import json
+import socket
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fedsx.keys import key_fetch_budget, store_actor
 from fedsx.models import Activity, InboxEntry
 
-from .helpers import meta, remote_sender
+from .helpers import FIXTURES, deliver, meta, remote_sender, stored_counts
 
 KEY_IDS = [
     "https://remote.example/users/bob#main-key",
@@ -34,7 +38,7 @@ json_body = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
     max_leaves=20,
-).map(lambda v: __import__("json").dumps(v).encode())
+).map(lambda v: json.dumps(v).encode())
 
 requests_ = st.fixed_dictionaries(
     {
@@ -91,3 +95,112 @@ def test_random_requests_never_500_and_never_store(client, demo, request):
     assert response["Content-Type"] == "application/json"
     assert Activity.objects.count() == 0
     assert InboxEntry.objects.count() == 0
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Every name resolves to loopback, which the SSRF guard refuses: an origin fetch the
+    forwarded path tries never leaves the machine."""
+    real = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda host, port, *a, **k: real("127.0.0.1", port, *a, **k)
+    )
+
+
+# Forwarded activities: HTTP-signed by bob, whose key is known, for another actor whose key
+# is known too, carrying whatever `signature` (LD) and `proof` members: the forwarded path
+# (JSON-LD, canonicalisation, the origin fetch) answers a 4xx or accepts, never a 5xx.
+RELAYED = json.loads((FIXTURES / "ld-signatures" / "activity-relay" / "create.json").read_text())
+PERSON = json.loads((FIXTURES / "ld-signatures" / "activity-relay" / "person.json").read_text())
+CONTEXTS = [
+    "https://www.w3.org/ns/activitystreams",
+    "https://w3id.org/security/v1",
+    "https://w3id.org/identity/v1",
+    "https://w3id.org/security/data-integrity/v2",
+    "https://unknown.example/ns.jsonld",
+    "http://127.0.0.1/ctx",
+    None,
+    {"@vocab": "http://x.example/#"},
+    {"id": "@id", "type": "@type", "object": {"@id": "as:object", "@type": "@id"}},
+    {"@context": {"@context": "https://www.w3.org/ns/activitystreams"}},
+    {"@import": "https://w3id.org/security/v1"},
+    {"@version": 1.1, "@protected": True, "actor": "@id"},
+]
+scalar = st.none() | st.booleans() | st.integers() | st.text(max_size=30)
+member = st.recursive(
+    scalar,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=12), c, max_size=4),
+    max_leaves=10,
+)
+ld_signature = st.one_of(
+    member,
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["RsaSignature2017", "x"]),
+            "creator": st.sampled_from(
+                [PERSON["publicKey"]["id"], "https://remote.example/users/bob#main-key", "", 1]
+            ),
+            "created": st.sampled_from([RELAYED["signature"]["created"], "x", None]),
+            "signatureValue": st.one_of(
+                st.just(RELAYED["signature"]["signatureValue"]), st.text(max_size=40)
+            ),
+        },
+        optional={"nonce": member, "@context": st.sampled_from(CONTEXTS)},
+    ),
+)
+proof = st.one_of(
+    member,
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["DataIntegrityProof", "x"]),
+            "cryptosuite": st.sampled_from(["eddsa-jcs-2022", "eddsa-rdfc-2022", ""]),
+            "verificationMethod": st.sampled_from([PERSON["id"] + "#ed25519-key", "", "x"]),
+            "proofPurpose": st.sampled_from(["assertionMethod", "x"]),
+            "proofValue": st.text(max_size=40),
+        },
+        optional={"@context": st.sampled_from(CONTEXTS), "created": member},
+    ),
+)
+forwarded = st.fixed_dictionaries(
+    {
+        "context": st.one_of(
+            st.just(RELAYED["@context"]),
+            st.sampled_from(CONTEXTS),
+            st.lists(st.sampled_from(CONTEXTS), max_size=4),
+        ),
+        "signature": st.one_of(st.just(RELAYED["signature"]), ld_signature, st.none()),
+        "proof": st.one_of(st.none(), proof, st.lists(proof, max_size=2)),
+        "type": st.sampled_from(["Create", "Update", "Announce", "Follow", "Delete"]),
+        "object": st.one_of(st.just(RELAYED["object"]), member),
+        "extra": st.dictionaries(st.text(max_size=12), member, max_size=3),
+    }
+)
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=forwarded)
+def test_forwarded_bodies_with_signatures_and_proofs_never_5xx(client, demo, offline, case):
+    # Each example is a fresh sender: the per-host key-fetch budget (a rightful 503 once
+    # spent) would otherwise carry over from the examples before it.
+    key_fetch_budget.clear()
+    bob = remote_sender("https://remote.example/users/bob")
+    store_actor(
+        PERSON["id"], PERSON["publicKey"]["id"], PERSON["publicKey"]["publicKeyPem"], PERSON
+    )
+    activity = {**case["extra"], **RELAYED, "type": case["type"], "object": case["object"]}
+    for name in ("context", "signature", "proof"):
+        key = "@context" if name == "context" else name
+        if case[name] is None:
+            activity.pop(key, None)
+        else:
+            activity[key] = case[name]
+    before = stored_counts()
+    response = deliver(client, "/actors/demo/inbox", activity, bob)
+    assert response.status_code in {202, 400, 401, 403}, response.content
+    if response.status_code != 202:
+        assert stored_counts() == before

@@ -139,6 +139,23 @@ def test_load_twice_changes_nothing(demo, tmp_path):
 
 
 @pytest.mark.django_db
+def test_a_json_listing_loads_back_unchanged(demo, tmp_path):
+    path = tmp_path / "triggers.yaml"
+    path.write_text(LOAD_YAML)
+    run("load", str(path))
+    listing = tmp_path / "listing.json"
+    listing.write_text(run("list", "--json"))
+    Trigger.objects.filter(activity_type="Follow").delete()
+    assert run_json("load", str(listing)) | {"triggers": None} == {
+        "created": 1,
+        "updated": 0,
+        "unchanged": 1,
+        "triggers": None,
+    }
+    assert sorted(t["type"] for t in run_json("list")) == ["Create", "Follow"]
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "content, message",
     [

@@ -12,7 +12,10 @@ from typing import Any
 
 from django.db import transaction
 
-from fedsx.models import Delivery, Host, host_of
+from fedsx.api.serializers import CancelledSerializer, DeliverySerializer, RetriedSerializer
+from fedsx.errors import FederationError
+from fedsx.hosts import normalize_host
+from fedsx.models import Delivery, Host
 
 from .post import OperatorCommand
 
@@ -31,15 +34,6 @@ VERBS = {
 }
 
 
-def normalize_host(text: str) -> str:
-    """A host as stored: ``Remote.Example.``, ``https://remote.example/inbox`` →
-    ``remote.example`` (a port other than the scheme's stays)."""
-    text = text.strip()
-    if "//" in text:
-        return host_of(text)
-    return text.lower().rstrip(".")
-
-
 def deliveries(n: int) -> str:
     return f"{n} delivery" if n == 1 else f"{n} deliveries"
 
@@ -49,21 +43,7 @@ def when(moment) -> str:
 
 
 def delivery_as_dict(d: Delivery) -> dict[str, Any]:
-    return {
-        "id": d.pk,
-        "activity": d.activity.ap_id,
-        "activity_type": d.activity.type,
-        "inbox": d.inbox_url,
-        "host": d.host,
-        "status": d.status,
-        "attempts": d.attempts,
-        "last_status": d.last_status,
-        "last_error": d.last_error,
-        "next_attempt_at": d.next_attempt_at if d.status == Status.PENDING else None,
-        "delivered_at": d.delivered_at,
-        "created_at": d.created_at,
-        "waits_for": d.waits_for_id,
-    }
+    return DeliverySerializer(d).data
 
 
 def _outcome(d: Delivery) -> str:
@@ -167,7 +147,7 @@ class Command(OperatorCommand):
             f"  attempts:     {d.attempts}",
             f"  last status:  {d.last_status or '—'}",
             f"  last error:   {d.last_error or '—'}",
-            f"  next attempt: {when(data['next_attempt_at'])}",
+            f"  next attempt: {when(d.next_attempt_at if d.status == Status.PENDING else None)}",
             f"  delivered at: {when(d.delivered_at)}",
         ]
         if d.waits_for_id:
@@ -175,30 +155,24 @@ class Command(OperatorCommand):
         self.emit(data, "\n".join(lines))
 
     def do_retry(self, id: str | None, host: str | None, failed: bool, **_) -> None:
-        from fedsx.delivery import retry
+        from fedsx.delivery import held_hosts, retry, retry_one
 
         if id is not None and (host is not None or failed):
             self.fail("bad_arguments", "give a delivery id, or --host and/or --failed, not both")
         if id is None and host is None and not failed:
             self.fail("bad_arguments", "give a delivery id, --host HOST or --failed")
         if id is not None:
-            delivery = self.delivery(id)
-            if delivery.status == Status.DELIVERED:
-                self.fail("delivered", f"delivery {delivery.pk} was delivered: nothing to retry")
-            chosen = Delivery.objects.filter(pk=delivery.pk)
+            try:
+                ids = retry_one(self.delivery(id))
+            except FederationError as exc:
+                self.fail(exc.code, str(exc.detail))
         else:
             chosen = Delivery.objects.filter(status__in=GIVEN_UP if failed else RETRIED_IN_BULK)
             if host is not None:
                 chosen = chosen.filter(host=self.known_host(host))
-        held = sorted(
-            Host.objects.filter(
-                host__in=chosen.values("host"), state__in=[Host.State.OPEN, Host.State.UNAVAILABLE]
-            ).values_list("host", flat=True)
-        )
-        with transaction.atomic():
-            ids = retry(chosen)
-        if not ids:
-            held = []
+            with transaction.atomic():
+                ids = retry(chosen)
+        held = held_hosts(Delivery.objects.filter(pk__in=ids))
         text = f"{deliveries(len(ids))} handed out again"
         if id is not None:
             text = f"delivery {ids[0]} handed out again" if ids else "nothing to retry"
@@ -207,21 +181,17 @@ class Command(OperatorCommand):
                 f"\nnote: {name} is held (breaker open or unavailable): its deliveries wait"
                 f" for its probe, or for `manage.py hosts clear {name}`"
             )
-        self.emit({"retried": ids, "held_hosts": held}, text)
+        self.emit(RetriedSerializer({"retried": ids, "held_hosts": held}).data, text)
 
     def do_cancel(self, id: str, **_) -> None:
-        from fedsx.delivery import cancel
+        from fedsx.delivery import cancel_one
 
         delivery = self.delivery(id)
-        if delivery.status not in (Status.PENDING, Status.HELD):
-            self.fail(
-                "not_cancellable",
-                f"delivery {delivery.pk} is {delivery.status}: only pending or held deliveries"
-                " can be cancelled",
-            )
-        with transaction.atomic():
-            n = cancel(Delivery.objects.filter(pk=delivery.pk))
-        if not n:  # settled between the look and the update
-            delivery.refresh_from_db(fields=["status"])
-            self.fail("not_cancellable", f"delivery {delivery.pk} is {delivery.status} now")
-        self.emit({"cancelled": [delivery.pk]}, f"delivery {delivery.pk} cancelled")
+        try:
+            cancel_one(delivery)
+        except FederationError as exc:
+            self.fail(exc.code, str(exc.detail))
+        self.emit(
+            CancelledSerializer({"cancelled": [delivery.pk]}).data,
+            f"delivery {delivery.pk} cancelled",
+        )

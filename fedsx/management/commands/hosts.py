@@ -7,35 +7,17 @@ deliveries go now. Each verb takes ``--json``; a refusal prints one line and exi
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
-from django.db.models import Count
 
+from fedsx.api.serializers import ClearedSerializer, HostSerializer
+from fedsx.hosts import normalize_host, with_delivery_counts
 from fedsx.models import Delivery, Host
 
-from .deliveries import deliveries, normalize_host, when
+from .deliveries import deliveries, when
 from .post import OperatorCommand
 
 STATES = Host.State.values
 COUNTED = (Delivery.Status.PENDING, Delivery.Status.HELD)
-
-
-def host_as_dict(host: Host, counts: dict[tuple[str, str], int]) -> dict[str, Any]:
-    return {
-        "host": host.host,
-        "state": host.state,
-        "consecutive_failures": host.consecutive_failures,
-        "failing_days": host.failing_days,
-        "retry_at": host.retry_at,
-        "unavailable_since": host.unavailable_since,
-        "signature_scheme": host.signature_scheme,
-        "last_success_at": host.last_success_at,
-        "last_failure_at": host.last_failure_at,
-        "last_error": host.last_error,
-        "pending": counts.get((host.host, Delivery.Status.PENDING), 0),
-        "held": counts.get((host.host, Delivery.Status.HELD), 0),
-    }
 
 
 class Command(OperatorCommand):
@@ -60,26 +42,19 @@ class Command(OperatorCommand):
         hosts = Host.objects.order_by("host")
         if state is not None:
             hosts = hosts.filter(state=state)
-        hosts = list(hosts)
-        counted = Delivery.objects.filter(status__in=COUNTED)
-        if state is not None:
-            counted = counted.filter(host__in=[h.host for h in hosts])
-        counts = {
-            (row["host"], row["status"]): row["n"]
-            for row in counted.values("host", "status").annotate(n=Count("id")).order_by()
-        }
-        rows = [host_as_dict(h, counts) for h in hosts]
+        found = list(with_delivery_counts(hosts, *COUNTED))
         lines = []
-        for r in rows:
+        for h in found:
             line = (
-                f"{r['host']}  {r['state']}  failures {r['consecutive_failures']}"
-                f"  failing days {r['failing_days']}"
+                f"{h.host}  {h.state}  failures {h.consecutive_failures}"
+                f"  failing days {h.failing_days}"
             )
-            if r["state"] != Host.State.OK:
-                line += f"  retry at {when(r['retry_at'])}"
-            if r["unavailable_since"]:
-                line += f"  unavailable since {when(r['unavailable_since'])}"
-            lines.append(line + f"  pending {r['pending']}  held {r['held']}")
+            if h.state != Host.State.OK:
+                line += f"  retry at {when(h.retry_at)}"
+            if h.unavailable_since:
+                line += f"  unavailable since {when(h.unavailable_since)}"
+            lines.append(line + f"  pending {h.n_pending}  held {h.n_held}")
+        rows = HostSerializer(found, many=True).data
         self.emit(rows, "\n".join(lines) or "no hosts")
 
     def do_clear(self, host: str, **_) -> None:
@@ -93,6 +68,6 @@ class Command(OperatorCommand):
         if released is None:  # gone between the look and the clear
             self.fail("unknown_host", f"no host {host!r} is known (`manage.py hosts list`)")
         self.emit(
-            {"host": name, "state": Host.State.OK, "released": released},
+            ClearedSerializer({"host": name, "state": Host.State.OK, "released": released}).data,
             f"{name} cleared: {deliveries(len(released))} released from holding",
         )

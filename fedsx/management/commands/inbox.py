@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedsx.api.serializers import InboxEntrySerializer
 from fedsx.models import InboxEntry
 
 from .post import OperatorCommand
@@ -27,22 +28,18 @@ class Command(OperatorCommand):
         if limit < 1:
             self.fail("bad_limit", "--limit must be at least 1")
         actor = self.local_actor(name)
-        entries = InboxEntry.objects.filter(actor=actor).select_related("activity")
+        entries = (
+            InboxEntry.objects.filter(actor=actor)
+            .select_related("activity")
+            .defer("activity__payload")
+        )
         if activity_type:
             entries = entries.filter(activity__type=activity_type)
         latest = list(entries.order_by("-seq")[:limit])[::-1]
-        rows = [
-            {
-                "seq": entry.seq,
-                "type": entry.activity.type,
-                "id": entry.activity.ap_id,
-                "actor": entry.activity.actor,
-                "received_at": entry.created_at,
-            }
-            for entry in latest
-        ]
+        rows = InboxEntrySerializer(latest, many=True).data
         text = "\n".join(
-            f"{row['seq']:>6}  {row['type']:<10} {row['id'] or '(no id)'}  from {row['actor']}"
-            for row in rows
+            f"{e.seq:>6}  {e.activity.type:<10} {e.activity.ap_id or '(no id)'}"
+            f"  from {e.activity.actor}"
+            for e in latest
         )
         self.emit(rows, text or f"{name}'s inbox is empty")

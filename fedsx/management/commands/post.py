@@ -17,8 +17,9 @@ from typing import Any, NoReturn
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
+from fedsx.api.serializers import PostedSerializer
 from fedsx.errors import FederationError
-from fedsx.models import Activity, Actor, Delivery, local_users
+from fedsx.models import Activity, Actor, local_users
 
 
 class OperatorCommand(BaseCommand):
@@ -58,26 +59,10 @@ class OperatorCommand(BaseCommand):
             self.fail(exc.code, str(exc.detail))
 
     def posted(self, activity: Activity, **extra: Any) -> None:
-        """Print what a post made: the minted id (and, with --json, its deliveries)."""
-        rows = list(
-            Delivery.objects.filter(activity=activity)
-            .order_by("id")
-            .values_list("inbox_url", "status", "last_error")
-        )
-        undeliverable = [
-            {"target": target, "error": error}
-            for target, status, error in rows
-            if status == Delivery.Status.FAILED
-        ]
-        for item in undeliverable:
+        """Print what a post made: the minted id (and, with --json, the API's shape of it)."""
+        data = {**PostedSerializer(activity).data, **extra}
+        for item in data["undeliverable"]:
             self.warn(f"not delivered to {item['target']}: {item['error']}")
-        data = {
-            "id": activity.ap_id,
-            "type": activity.type,
-            **extra,
-            "deliveries": len(rows),
-            "undeliverable": undeliverable,
-        }
         self.emit(data, activity.ap_id)
 
 

@@ -16,6 +16,15 @@ from flows import store
 from flows.definitions import sync_definitions
 from flows.models import FlowDefinition, FlowInstance, FlowLogEntry, is_instance_id
 from flows.registry import registered_flows, registration
+from flows.serializers import (
+    FlowInstanceDetailSerializer,
+    FlowInstanceSerializer,
+    FlowInstanceStatusSerializer,
+    OutcomeSerializer,
+    RegisteredFlowSerializer,
+    ReplayCheckSerializer,
+    SyncReportSerializer,
+)
 
 STATUSES = FlowInstance.Status.values
 WAITING = FlowInstance.Waiting.values
@@ -98,7 +107,7 @@ class Command(BaseCommand):
 
     def report(self, instance_id: int | None, outcome: store.Outcome) -> None:
         """Print an outcome; a refused or failed call exits non-zero."""
-        data = {"id": instance_id, **outcome.as_dict()}
+        data = OutcomeSerializer.of(instance_id, outcome)
         if outcome.status == "error":
             self.fail(outcome.error, outcome.detail)
         text = f"instance {instance_id}: {outcome.status}"
@@ -138,7 +147,10 @@ class Command(BaseCommand):
             f"{r['name']}  {r['import_path']}  {r['code_hash'][:12]}  ({r['definition']})"
             for r in rows
         ]
-        self.emit(rows, "\n".join(lines) or "no flows are registered")
+        self.emit(
+            RegisteredFlowSerializer(rows, many=True).data,
+            "\n".join(lines) or "no flows are registered",
+        )
 
     def do_register(self, **options) -> None:
         report = sync_definitions()
@@ -150,7 +162,7 @@ class Command(BaseCommand):
         lines += [f"removed: {name}" for name in report.removed]
         if not lines:
             lines = [f"no changes ({len(report.unchanged)} flows registered)"]
-        self.emit(report.as_dict(), "\n".join(lines))
+        self.emit(SyncReportSerializer(report).data, "\n".join(lines))
 
     def do_start(self, name: str, input: str, **options) -> None:
         if registration(name) is None:
@@ -176,8 +188,10 @@ class Command(BaseCommand):
 
     def do_status(self, id: str, log: bool, **options) -> None:
         instance = FlowInstance.objects.get(pk=self.instance_id(id))
-        outcome = store.outcome_of(instance)
-        data = {**_summary(instance), **outcome.as_dict(), "error_text": instance.error}
+        if log:  # the whole log, however long
+            data = FlowInstanceDetailSerializer(instance, context={"log_limit": None}).data
+        else:
+            data = FlowInstanceStatusSerializer(instance).data
         lines = [
             f"instance {instance.pk} of {instance.flow_name!r}: {instance.status}",
             f"  input:   {json.dumps(instance.input, ensure_ascii=False)}",
@@ -193,12 +207,7 @@ class Command(BaseCommand):
             f"  created: {_when(instance.created_at)}, updated {_when(instance.updated_at)}"
         )
         if log:
-            entries = list(instance.log.order_by("seq"))
-            data["log"] = [
-                {"seq": e.seq, "kind": e.kind, "tag": e.tag, "value": e.value, "time": e.time}
-                for e in entries
-            ]
-            lines += [_log_line(e) for e in entries]
+            lines += [_log_line(e) for e in instance.log.order_by("seq")]
         self.emit(data, "\n".join(lines))
 
     def do_instances(
@@ -210,16 +219,15 @@ class Command(BaseCommand):
             self.fail("bad_status", f"--status must be one of {', '.join(STATUSES)}")
         if waiting is not None and waiting not in WAITING:
             self.fail("bad_waiting", f"--waiting must be one of {', '.join(WAITING)}")
-        chosen = store.instances(flow=flow, status=status, waiting=waiting)[:limit]
-        found = [_summary(i) for i in chosen]
+        found = list(store.instances(flow=flow, status=status, waiting=waiting)[:limit])
         lines = [
-            f"{r['id']:>8}  {r['flow']}  {r['status']}"
-            + (f" on {r['waiting_tag']!r}" if r["waiting_tag"] else "")
-            + (f" until {r['wake_at']:%Y-%m-%d %H:%M:%S}" if r["wake_at"] else "")
-            + f"  log {r['log_length']}  updated {_when(r['updated_at'])}"
-            for r in found
+            f"{i.pk:>8}  {i.flow_name}  {i.status}"
+            + (f" on {i.waiting_tag!r}" if i.waiting_tag else "")
+            + (f" until {i.wake_at:%Y-%m-%d %H:%M:%S}" if i.wake_at else "")
+            + f"  log {i.log_length}  updated {_when(i.updated_at)}"
+            for i in found
         ]
-        self.emit(found, "\n".join(lines) or "no instances")
+        self.emit(FlowInstanceSerializer(found, many=True).data, "\n".join(lines) or "no instances")
 
     def do_replay(self, flow: str | None, **options) -> None:
         checks = store.check_replay(flow=flow)
@@ -231,25 +239,9 @@ class Command(BaseCommand):
         lines.append(
             f"{len(checks)} suspended instances replayed, {len(bad)} would be non-deterministic"
         )
-        self.emit([c.__dict__ for c in checks], "\n".join(lines))
+        self.emit(ReplayCheckSerializer(checks, many=True).data, "\n".join(lines))
         if bad:
             raise CommandError(f"{len(bad)} suspended instances would be non-deterministic")
-
-
-def _summary(instance: FlowInstance) -> dict[str, Any]:
-    return {
-        "id": instance.pk,
-        "flow": instance.flow_name,
-        "status": instance.status,
-        "waiting_tag": instance.waiting_tag,
-        "waiting": instance.waiting_kind or None,
-        "match": instance.waiting_match,
-        "wake_at": instance.wake_at,
-        "log_length": instance.log_length,
-        "code_hash": instance.code_hash,
-        "created_at": instance.created_at,
-        "updated_at": instance.updated_at,
-    }
 
 
 def _when(moment) -> str:

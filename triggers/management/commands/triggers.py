@@ -14,14 +14,17 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from fedsx.models import InboxEntry, local_users
-from triggers.explain import explain
-from triggers.models import Trigger, trigger_as_dict
+from fedsx.models import InboxEntry
+from triggers.explain import explain, recipient_for
+from triggers.models import Trigger
 from triggers.pipeline import apply_triggers
 from triggers.registry import TriggerIndex
+from triggers.serializers import ExplanationSerializer, TriggerSerializer
 from triggers.sweeper import sweep
 
 LOAD_KEYS = {"label", "type", "flow", "guard", "actors", "senders", "enabled"}
+# What `list --json` (and the API) print besides: read, never loaded, so a listing loads back.
+PRINTED_ONLY = {"id", *TriggerSerializer.Meta.read_only_fields}
 
 
 def one_line(exc: ValidationError) -> str:
@@ -134,7 +137,7 @@ class Command(BaseCommand):
         self.validate(trigger)
         trigger.save()
         self.say(f"trigger {trigger.pk}: {self.describe(trigger)}  cid={trigger.trigger_cid}")
-        return trigger_as_dict(trigger)
+        return TriggerSerializer(trigger).data
 
     def do_list(self, **_) -> list[dict]:
         triggers = list(Trigger.objects.order_by("id"))
@@ -145,17 +148,16 @@ class Command(BaseCommand):
             )
         if not triggers:
             self.say("no triggers")
-        return [trigger_as_dict(t) for t in triggers]
+        return TriggerSerializer(triggers, many=True).data
 
     def do_test(self, *, id, activity, actor, **_) -> dict:
         trigger = self.get(id)
         payload = read_structured(activity)
         if not isinstance(payload, dict):
             raise CommandError(f"{activity} must hold one activity (a JSON object)")
-        name = actor or (trigger.actor_scope[0] if trigger.actor_scope else None)
-        recipients = local_users()  # by default a user, never the node's own actor
-        recipient = (recipients.filter(username=name) if name else recipients).first()
+        recipient = recipient_for(trigger, actor)
         if recipient is None:
+            name = actor or (trigger.actor_scope[0] if trigger.actor_scope else None)
             raise CommandError(f"no local actor named {name}" if name else "no local actor")
         verdict = explain(trigger, payload, recipient)
         guard = "error: " + verdict.guard_error if verdict.guard_error else verdict.guard_passes
@@ -168,7 +170,7 @@ class Command(BaseCommand):
             ("would fire", verdict.would_fire),
         ):
             self.say(f"{label:<40} {'yes' if value is True else 'no' if value is False else value}")
-        return verdict.as_dict()
+        return ExplanationSerializer(verdict).data
 
     def do_load(self, *, file, **_) -> dict:
         items = read_structured(file)
@@ -230,16 +232,14 @@ class Command(BaseCommand):
 
     def switch(self, pk: int, *, enabled: bool) -> dict:
         trigger = self.get(pk)
-        if trigger.enabled != enabled:
-            trigger.enabled = enabled
-            trigger.save(update_fields=["enabled", "updated_at"])
+        trigger.switch(enabled)
         self.say(f"trigger {pk} {'enabled' if enabled else 'disabled'}")
-        return trigger_as_dict(trigger)
+        return TriggerSerializer(trigger).data
 
     def load_one(self, item: object, where: str) -> tuple[Trigger, str]:
         if not isinstance(item, dict):
             raise CommandError(f"{where}: a trigger is a mapping with type and flow")
-        unknown = set(item) - LOAD_KEYS
+        unknown = set(item) - LOAD_KEYS - PRINTED_ONLY
         if unknown:
             raise CommandError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         if not isinstance(item.get("enabled", True), bool):
