@@ -86,6 +86,12 @@ DEFAULTS: dict[str, Any] = {
     # remote Accept or Reject, in seconds (manage.py follow --timeout overrides it).
     "APPROVAL_TIMEOUT_SECONDS": 7 * 86400,
     "FOLLOW_TIMEOUT_SECONDS": 7 * 86400,
+    # Metrics (fedsx/metrics, README "Metrics"): record them (False: every recording
+    # function returns at once); the bearer token that lets a non-loopback client read
+    # /metrics ("" lets loopback clients only); how many held hosts get a series of their own.
+    "METRICS": True,
+    "METRICS_TOKEN": os.environ.get("FEDSX_METRICS_TOKEN", ""),
+    "METRICS_TOP_HOSTS": 10,
 }
 
 

@@ -30,7 +30,7 @@ from django.db import close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import client, hosts, jobs, media
+from . import client, hosts, jobs, media, metrics
 from .client import FetchError
 from .conf import fedsx_settings
 from .errors import FederationError
@@ -224,7 +224,7 @@ def _send_all(batch: list[Delivery], bodies: dict[int, bytes], host_rows) -> Non
 
 
 def _attempt_limited(gate: threading.BoundedSemaphore, *args) -> Sent:
-    with gate:
+    with gate, metrics.delivery_request():
         return attempt(*args)
 
 
@@ -338,6 +338,7 @@ def record(delivery: Delivery, sent: Sent, host: Host, results: Results) -> None
     attempts = delivery.attempts + 1
     if sent.refused:
         _set(delivery, status=Status.FAILED, attempts=attempts, last_error=_why(sent))
+        metrics.delivery_attempted("refused", attempts)
         results.settled.append(delivery.pk)
         return
     verdict = classify(
@@ -355,17 +356,21 @@ def record(delivery: Delivery, sent: Sent, host: Host, results: Results) -> None
     common = {"attempts": attempts, "last_status": sent.status, "claimed_until": None}
     match verdict.verdict:
         case Verdict.DELIVERED:
+            metrics.delivery_attempted("delivered", attempts, delivery.created_at)
             results.add_delivered(delivery, sent.status)
             return  # settled when its group is written
         case Verdict.FAILED:
             _set(delivery, status=Status.FAILED, last_error=_why(sent, verdict.reason), **common)
+            metrics.delivery_attempted("failed", attempts)
         case Verdict.GONE:
             _set(delivery, status=Status.FAILED, last_error=_why(sent, verdict.reason), **common)
             mark_gone(delivery.recipient_id)
+            metrics.delivery_attempted("gone", attempts)
         case _:  # RETRY, and a 401 after both schemes
             delay = next_attempt_delay(attempts, retry_after=verdict.retry_after)
             if delay is None:
                 _set(delivery, status=Status.EXPIRED, last_error=_why(sent), **common)
+                metrics.delivery_attempted("expired", attempts)
             else:
                 _set(
                     delivery,
@@ -373,6 +378,7 @@ def record(delivery: Delivery, sent: Sent, host: Host, results: Results) -> None
                     last_error=_why(sent, verdict.reason),
                     **common,
                 )
+                metrics.delivery_attempted("retry", attempts)
                 return
     results.settled.append(delivery.pk)
 

@@ -18,6 +18,7 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from . import metrics
 from .conf import fedsx_settings
 from .models import Delivery, Host, host_of
 
@@ -89,6 +90,8 @@ def record_up(host: Host, scheme: str | None = None) -> list[int]:
     if scheme:
         host.signature_scheme = scheme
     host.save()
+    if was_held:
+        metrics.host_state_changed(State.OK)
     return release_held(host.host) if was_held else []
 
 
@@ -98,6 +101,7 @@ def record_down(host: Host, error: str) -> None:
     now = timezone.now()
     with transaction.atomic():
         row = Host.objects.select_for_update().get(pk=host.pk)
+        was = row.state
         row.consecutive_failures += 1
         row.last_failure_at = now
         row.last_error = error[:500]
@@ -112,6 +116,8 @@ def record_down(host: Host, error: str) -> None:
             row.state = State.OPEN
             row.retry_at = now + _cooloff(State.OPEN)
         row.save()
+    if row.state != was:
+        metrics.host_state_changed(row.state)
     for name in ("state", "consecutive_failures", "failing_days", "retry_at", "last_failure_day"):
         setattr(host, name, getattr(row, name))
 
@@ -137,6 +143,8 @@ def clear(host: str) -> list[int] | None:
     row = Host.objects.filter(host=host).first()
     if row is None:
         return None
+    if row.state != State.OK:
+        metrics.host_state_changed(State.OK)
     row.state, row.consecutive_failures, row.failing_days = State.OK, 0, 0
     row.retry_at = row.unavailable_since = None
     row.save()

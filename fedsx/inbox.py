@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import forwarded, httpsig, keys
+from . import forwarded, httpsig, keys, metrics
 from .blocks import is_blocked
 from .cid import CanonicalizationError, activity_cid
 from .conf import fedsx_settings
@@ -81,11 +81,13 @@ class InboxView(View):
                 "inbox refused %s %s: %s", rejection.status_code, rejection.code, rejection.detail
             )
             inbox_tally.add(rejection.code)
+            metrics.inbox_refused(rejection.code, rejection.status_code)
             return error_response(rejection)
         except Exception:
             # Never a traceback to a peer; a 503 makes the sender retry, so nothing is lost.
             logger.exception("inbox failed unexpectedly")
             inbox_tally.add("internal_error")
+            metrics.inbox_refused("internal_error", 503)
             return error_response(
                 FederationError(
                     503,
@@ -95,9 +97,11 @@ class InboxView(View):
                 )
             )
         inbox_tally.add(InboxTally.ACCEPTED)
+        metrics.inbox_accepted()
         return response
 
     def http_method_not_allowed(self, request, *args, **kwargs) -> HttpResponse:
+        metrics.inbox_refused("method_not_allowed", 405)
         response = error_response(
             FederationError(405, "method_not_allowed", "an inbox only accepts POST")
         )

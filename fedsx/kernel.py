@@ -18,6 +18,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import metrics
 from .cid import activity_cid
 from .conf import fedsx_settings
 from .models import Activity, Actor, Follow, InboxEntry, instance_actor_id, local_actor_id
@@ -143,6 +144,7 @@ def followers_collection(actor: Actor) -> str:
     return actor.followers_url or f"{actor.ap_id}/followers"
 
 
+@metrics.timed_append
 def append_inbox(
     activity: dict[str, Any],
     recipients: list[Actor] | None,

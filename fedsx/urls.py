@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from . import views
 from .inbox import InboxView
+from .metrics.views import metrics_view
 
 urlpatterns = [
     # The inbox first: nearly every request a node gets is a delivery.
@@ -14,6 +15,7 @@ urlpatterns = [
     path(".well-known/webfinger", views.WebFingerView.as_view(), name="webfinger"),
     path(".well-known/nodeinfo", views.NodeInfoDiscoveryView.as_view(), name="nodeinfo-discovery"),
     path("nodeinfo/2.1", views.NodeInfoView.as_view(), name="nodeinfo"),
+    path("metrics", metrics_view, name="metrics"),
     # The node's own actor: it signs the node's fetches (fedsx.actors.instance_actor).
     path("actor", views.ActorView.as_view(), name="instance-actor"),
     path("actor/outbox", views.OutboxView.as_view(), name="instance-actor-outbox"),

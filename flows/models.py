@@ -89,6 +89,12 @@ class FlowInstance(models.Model):
                 condition=models.Q(lookback_due=True),
                 name="flows_lookback_due",
             ),
+            # What suspended instances wait for, counted for /metrics at every scrape.
+            models.Index(
+                fields=["waiting_kind"],
+                condition=models.Q(status="suspended"),
+                name="flows_suspended_by_kind",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -25,6 +25,8 @@ from django.db import DatabaseError, IntegrityError, OperationalError, connectio
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from fedsx import metrics
+
 from .engine import (
     ACTIVITY,
     OPERATOR,
@@ -242,6 +244,8 @@ def _drive(instance: FlowInstance, fn, log: list) -> Result:
 def _record(instance: FlowInstance, result: Result, before: tuple[Entry, ...] = ()) -> None:
     """Append ``before`` and the drive's entries to the log and store the outcome."""
     entries = (*before, *result.entries)
+    if before:  # the answer to the wait it was suspended on
+        metrics.flow_resumed(instance.flow_name, before[-1].kind)
     start = instance.log_length
     FlowLogEntry.objects.bulk_create(
         FlowLogEntry(instance_id=instance.pk, seq=start + i, kind=e.kind, tag=e.tag, value=e.value)
@@ -259,6 +263,7 @@ def _record(instance: FlowInstance, result: Result, before: tuple[Entry, ...] = 
             _register_wait(instance, result)
         case Crashed():
             instance.status = Status.CRASHED
+            metrics.flow_crashed(instance.flow_name)
             instance.error = f"{result.error}\n\n{result.traceback}".strip()
         case Nondeterministic():
             instance.status, instance.error = Status.NONDETERMINISTIC, result.detail
@@ -356,6 +361,7 @@ def start(name: str, input: dict) -> tuple[int | None, Outcome]:
         instance = FlowInstance.objects.create(
             flow_name=name, code_hash=flow.code_hash, input=input, status=Status.RUNNING
         )
+        metrics.flow_started(name)
         _record(instance, _drive(instance, flow.fn, []))
     return instance.pk, outcome_of(instance)
 

@@ -7,6 +7,8 @@ the end-to-end tests in ``tests/e2e`` start real servers and workers with the re
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
+# Metrics in memory (tests/test_metrics.py starts processes with a directory of their own).
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "")
 
 from fedsx.server.settings import *  # noqa: F403
 

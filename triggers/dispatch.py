@@ -14,6 +14,7 @@ import logging
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from fedsx import metrics
 from fedsx.models import InboxEntry
 from flows import status, store
 
@@ -49,12 +50,16 @@ def flow_dispatch(trigger: CompiledTrigger, entry: InboxEntry) -> Firing | None:
             trigger.flow_name, flow_input(trigger, entry)
         )
         firing.save(update_fields=["outcome", "flow_instance", "detail"])
+    metrics.trigger_fired(firing.outcome)
     return firing
 
 
 def record_guard_error(trigger: CompiledTrigger, entry: InboxEntry, error: str) -> Firing | None:
     """A guard that raised counts as failed; the error is kept as an error firing."""
-    return claim(trigger, entry, outcome=Firing.Outcome.ERROR, detail=f"guard: {error}")
+    firing = claim(trigger, entry, outcome=Firing.Outcome.ERROR, detail=f"guard: {error}")
+    if firing is not None:
+        metrics.trigger_fired(firing.outcome)
+    return firing
 
 
 # The claim is one statement: a concurrent run holding the same key makes it wait until

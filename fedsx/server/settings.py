@@ -186,6 +186,19 @@ CELERY_BEAT_SCHEDULE = {
 # connection is still replaced.
 CELERY_DB_REUSE_MAX = 1000
 
+# Metrics (fedsx/metrics, README "Metrics"): a served node's processes (gunicorn and Celery
+# workers) write them to one directory that /metrics adds up; the embedded node (one
+# process) keeps them in memory, as does PROMETHEUS_MULTIPROC_DIR="". Settled here because
+# prometheus_client reads the variable once, when first imported, before any app loads.
+METRICS_DIR = os.environ.get(
+    "PROMETHEUS_MULTIPROC_DIR", "" if EMBEDDED else str(DATA_DIR / "metrics")
+)
+if METRICS_DIR:
+    Path(METRICS_DIR).mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
 # Plugin settings; every key is optional (defaults and their meaning: fedsx/conf.py, README).
 # FEDSX_BASE_URL and FEDSX_FETCH_ALLOWLIST in the environment feed the defaults.
 FEDSX: dict = {}
