@@ -102,13 +102,22 @@ def test_refused_to_other_clients_without_a_token(client, token, extra):
     assert response.status_code == 403
     assert response.json() == {
         "error": "forbidden",
-        "detail": "metrics are served to loopback and token holders only",
+        "detail": "metrics are served to loopback or token holders only",
     }
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "::ffff:127.0.0.1"])
-def test_allowed_to_loopback_clients(client, address):
+def test_allowed_to_loopback_clients_when_no_token_is_configured(client, address):
     assert scrape(client, REMOTE_ADDR=address).status_code == 200
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_once_a_token_is_configured_loopback_needs_it_too(client, token, address):
+    # A reverse proxy that adds no forwarding header makes every client look like loopback.
+    response = scrape(client, REMOTE_ADDR=address)
+    assert (response.status_code, response.json()["error"]) == (403, "forbidden")
+    with_token = scrape(client, REMOTE_ADDR=address, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert with_token.status_code == 200
 
 
 def test_allowed_with_the_token_from_anywhere(client, token):
