@@ -119,6 +119,8 @@ class Node(Process):
         self.port = port
         argv = [
             str(BIN / "gunicorn"),
+            "-c",
+            "python:fedsx.server.gunicorn",  # the metrics directory's hooks, as README says
             "fedsx.server.wsgi",
             "-w",
             str(workers),
