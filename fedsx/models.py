@@ -382,6 +382,8 @@ class Host(models.Model):
     last_failure_day = models.DateField(null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True, help_text="When the probe may go.")
     unavailable_since = models.DateTimeField(null=True, blank=True)
+    # Since when its deliveries have been held (the breaker opened), None while it is ok.
+    held_since = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)

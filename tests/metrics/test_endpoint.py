@@ -3,9 +3,12 @@ and the database gauges, and is served to loopback clients and token holders onl
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from fedsx import metrics
+import pytest
+from django.utils import timezone
+
+from fedsx import hosts, metrics
 from fedsx.models import Delivery, Host
 from flows import store
 from tests.outbox.conftest import deliveries_in_every_status
@@ -69,6 +72,29 @@ def test_the_delivery_gauges_count_pending_and_held_per_held_host(client, demo, 
     assert families["fedsx_host_held_deliveries"] == {
         ("fedsx_host_held_deliveries", (("host", min(held_host, "third.example")),)): 1
     }
+
+
+def test_how_long_the_host_held_longest_has_been_held(client, demo, settings):
+    longest = ("fedsx_hosts_held_longest_seconds", ())
+
+    def gauge() -> float:
+        return parse(scrape(client).content.decode())["fedsx_hosts_held_longest_seconds"][longest]
+
+    assert gauge() == 0
+    settings.FEDSX = {**settings.FEDSX, "BREAKER_THRESHOLD": 2}
+    host = Host.objects.create(host="down.example")
+    hosts.record_down(host, "503")
+    assert (host.state, gauge()) == (Host.State.OK, 0)  # a failure below the threshold
+    hosts.record_down(host, "503")
+    assert host.state == Host.State.OPEN
+    two_hours_ago = timezone.now() - timedelta(hours=2)
+    Host.objects.filter(pk=host.pk).update(held_since=two_hours_ago)
+    Host.objects.create(host="lately.example", state=Host.State.OPEN, held_since=timezone.now())
+    assert 7190 < gauge() < 7300
+    hosts.record_down(host, "503")  # failing on while held: still held since then
+    assert 7190 < gauge() < 7300
+    hosts.clear("down.example")
+    assert gauge() < 60
 
 
 def test_unapplied_entries_and_their_age(client, demo):
