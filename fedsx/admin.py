@@ -11,12 +11,15 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from .dashboard import admin as dashboard_admin
 from .hosts import with_delivery_counts
 from .models import (
     Activity,
     Actor,
+    ApiToken,
     Delivery,
     DomainBlock,
     Follow,
@@ -430,3 +433,28 @@ class HostAdmin(ReadOnlyAdmin):
 
 
 dashboard_admin.install(admin.site)  # the federation dashboard, linked from the index
+
+
+# API tokens: named by their user, never by their key (fedsx.models.ApiToken); a key is
+# shown once, to whoever makes it. DRF's own page, which lists keys, is taken away.
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(TokenAdmin):
+    list_display = ("user", "created")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a token is made or revoked, never edited
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        self.message_user(
+            request,
+            format_html(
+                "The API token of {} is <code>{}</code>. Copy it now: it is not shown again.",
+                obj.user,
+                obj.key,
+            ),
+            messages.SUCCESS,
+        )

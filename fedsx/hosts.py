@@ -85,7 +85,7 @@ def record_up(host: Host, scheme: str | None = None) -> list[int]:
     now = timezone.now()
     was_held = host.state != State.OK
     host.state, host.consecutive_failures, host.failing_days = State.OK, 0, 0
-    host.retry_at = host.unavailable_since = None
+    host.retry_at = host.unavailable_since = host.held_since = None
     host.last_success_at = now
     if scheme:
         host.signature_scheme = scheme
@@ -115,6 +115,8 @@ def record_down(host: Host, error: str) -> None:
         elif row.consecutive_failures >= fedsx_settings.BREAKER_THRESHOLD and row.state == State.OK:
             row.state = State.OPEN
             row.retry_at = now + _cooloff(State.OPEN)
+        if was == State.OK and row.state != State.OK:
+            row.held_since = now
         row.save()
     if row.state != was:
         metrics.host_state_changed(row.state)
@@ -146,7 +148,7 @@ def clear(host: str) -> list[int] | None:
     if row.state != State.OK:
         metrics.host_state_changed(State.OK)
     row.state, row.consecutive_failures, row.failing_days = State.OK, 0, 0
-    row.retry_at = row.unavailable_since = None
+    row.retry_at = row.unavailable_since = row.held_since = None
     row.save()
     return release_held(host)
 

@@ -11,6 +11,7 @@ from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from rest_framework.authtoken.models import TokenProxy
 
 from .conf import fedsx_settings
 
@@ -309,10 +310,40 @@ class Follow(models.Model):
         return f"{self.follower} → {self.following} ({self.state})"
 
 
+def normalize_domain(value: str) -> str:
+    """``Spam.Example.``, ``https://spam.example/`` or ``bücher.example`` as stored: the bare,
+    lower-case, IDNA (punycode) host without a trailing dot. Lenient (it also reads the
+    hosts of incoming requests): ``validate_domain`` says whether the result is a name."""
+    value = value.strip().lower()
+    if "//" in value:
+        value = urlsplit(value).hostname or ""
+    value = value.split("/", 1)[0].rstrip(".")
+    try:
+        return value.encode("idna").decode("ascii")
+    except UnicodeError:
+        return value
+
+
+DOMAIN_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def validate_domain(value: str) -> None:
+    """A domain name once normalized: at most 253 characters, labels of 1 to 63 (RFC 1035),
+    IDNA-encodable. Checked after normalizing, since punycode can make a name four times
+    as long as typed."""
+    domain = normalize_domain(value)
+    if (
+        not domain
+        or len(domain) > 253
+        or not all(DOMAIN_LABEL.fullmatch(label) for label in domain.split("."))
+    ):
+        raise ValidationError(f"{value!r} is not a domain name", code="invalid")
+
+
 class DomainBlock(models.Model):
     """A blocked remote domain: its deliveries are refused (403) before any fetch."""
 
-    domain = models.CharField(max_length=255, unique=True)
+    domain = models.CharField(max_length=255, unique=True, validators=[validate_domain])
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -325,19 +356,6 @@ class DomainBlock(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.domain = normalize_domain(self.domain)
         super().save(*args, **kwargs)
-
-
-def normalize_domain(value: str) -> str:
-    """``Spam.Example.``, ``https://spam.example/`` or ``bücher.example`` as stored: the bare,
-    lower-case, IDNA (punycode) host without a trailing dot."""
-    value = value.strip().lower()
-    if "//" in value:
-        value = urlsplit(value).hostname or ""
-    value = value.split("/", 1)[0].rstrip(".")
-    try:
-        return value.encode("idna").decode("ascii")
-    except UnicodeError:
-        return value
 
 
 class Host(models.Model):
@@ -364,6 +382,8 @@ class Host(models.Model):
     last_failure_day = models.DateField(null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True, help_text="When the probe may go.")
     unavailable_since = models.DateTimeField(null=True, blank=True)
+    # Since when its deliveries have been held (the breaker opened), None while it is ok.
+    held_since = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
@@ -470,3 +490,16 @@ class InboxTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H:00} {self.outcome}: {self.count}"
+
+
+class ApiToken(TokenProxy):
+    """A user's REST API token as the admin shows it: named by its user, never by its key
+    (DRF's own admin lists and titles every token by its key, so anyone allowed to *view*
+    tokens could act as their owners)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"API token of {self.user}"

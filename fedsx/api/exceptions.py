@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
 from django.http import Http404
 from rest_framework import status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -44,6 +45,11 @@ def exception_handler(exc, context):
     elif isinstance(exc, DjangoValidationError):
         # Model validation (e.g. an actor name) is bad input like any serializer's.
         exc = ValidationError(as_serializer_error(exc))
+    elif isinstance(exc, IntegrityError):
+        # A serializer's uniqueness check and the insert are two statements: a concurrent
+        # request can make the same record between them, and the database's unique key
+        # refuses the second. The state changed under the request: a 409, never a 500.
+        exc = Conflict("conflict", "a record made meanwhile clashes with this one: look again")
     if isinstance(exc, ValidationError):
         return Response(validation_body(exc.detail), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Invalid):

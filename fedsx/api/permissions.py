@@ -30,3 +30,10 @@ class ModelPermissions(DjangoModelPermissions):
             raise ValueError(f"unknown permission kind {kind!r} on {type(view).__name__}")
         model = self._queryset(view).model
         return request.user.has_perm(f"{model._meta.app_label}.{kind}_{model._meta.model_name}")
+
+    def _queryset(self, view):
+        # Only the model matters here: the view's class-level queryset names it without a
+        # query, so a nested resource (an actor's inbox) is not looked up, and answered
+        # 404, before the caller is known to be allowed to see it.
+        queryset = getattr(view, "queryset", None)
+        return queryset if queryset is not None else super()._queryset(view)

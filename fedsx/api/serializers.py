@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -22,6 +23,7 @@ from fedsx.models import (
     InboxEntry,
     OutboxEntry,
     normalize_domain,
+    validate_domain,
 )
 
 
@@ -230,9 +232,11 @@ class DomainBlockSerializer(serializers.ModelSerializer):
         extra_kwargs = {"domain": {"validators": []}}
 
     def validate_domain(self, value: str) -> str:
+        try:
+            validate_domain(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
         domain = normalize_domain(value)
-        if not domain or any(c.isspace() for c in domain):
-            raise serializers.ValidationError(f"{value!r} is not a domain name")
         taken = DomainBlock.objects.filter(domain=domain)
         if self.instance is not None:
             taken = taken.exclude(pk=self.instance.pk)

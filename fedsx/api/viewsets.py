@@ -6,6 +6,7 @@ federation endpoints' public base never meet the API's.
 
 from __future__ import annotations
 
+from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import viewsets
 from rest_framework.exceptions import ValidationError
@@ -50,6 +51,16 @@ class ApiView:
             if bad:
                 raise ValidationError(bad)
         super().check_permissions(request)
+
+    def perform_create(self, serializer) -> None:
+        # A savepoint of its own: a unique key that a concurrent request won (a 409, see
+        # exceptions.py) rolls back this write only, not a transaction around the request.
+        with transaction.atomic():
+            super().perform_create(serializer)
+
+    def perform_update(self, serializer) -> None:
+        with transaction.atomic():
+            super().perform_update(serializer)
 
 
 class ApiViewSet(ApiView, viewsets.GenericViewSet):

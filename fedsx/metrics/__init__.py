@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
+from django.db import transaction
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -171,25 +172,32 @@ def delivery_attempted(outcome: str, attempts: int, created_at: datetime | None 
         DELIVERY_LATENCY_SECONDS.observe((timezone.now() - created_at).total_seconds())
 
 
+def _once_committed(child) -> None:
+    """Count what a transaction did only if it commits: the triggers' and flows' work runs
+    in transactions that roll back and are retried (a deadlock victim, a lost race), and a
+    count taken inside would count such work twice. Outside a transaction: at once."""
+    transaction.on_commit(child.inc)
+
+
 def host_state_changed(state: str) -> None:
     if enabled():
-        _child(HOST_STATE_CHANGES, str(state)).inc()
+        _once_committed(_child(HOST_STATE_CHANGES, str(state)))
 
 
 def trigger_fired(outcome: str) -> None:
     if enabled():
-        _child(TRIGGER_FIRINGS, str(outcome)).inc()
+        _once_committed(_child(TRIGGER_FIRINGS, str(outcome)))
 
 
 def flow_started(flow: str) -> None:
     if enabled():
-        _child(FLOW_STARTS, flow).inc()
+        _once_committed(_child(FLOW_STARTS, flow))
 
 
 def flow_resumed(flow: str, kind: str) -> None:
     """``kind``: the log entry that answered the wait (wait, receive, sleep, timeout)."""
     if enabled():
-        _child(FLOW_RESUMES, flow, RESUMED_BY.get(kind, kind)).inc()
+        _once_committed(_child(FLOW_RESUMES, flow, RESUMED_BY.get(kind, kind)))
 
 
 # The engine's log kinds, as an operator names what resumed an instance.
@@ -198,7 +206,7 @@ RESUMED_BY = {"wait": "operator", "receive": "activity", "sleep": "timer", "time
 
 def flow_crashed(flow: str) -> None:
     if enabled():
-        _child(FLOW_CRASHES, flow).inc()
+        _once_committed(_child(FLOW_CRASHES, flow))
 
 
 from . import processes  # noqa: E402, F401  (connects the Celery worker's start and exit)

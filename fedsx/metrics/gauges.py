@@ -92,13 +92,25 @@ def _held_hosts():
 
 
 def held_hosts() -> list[GaugeMetricFamily]:
-    rows = dict(_held_hosts().values_list("state").annotate(count=Count("pk")))
+    rows = {
+        row["state"]: row
+        for row in _held_hosts()
+        .values("state")
+        .annotate(count=Count("pk"), since=Min("held_since"))
+    }
     family = GaugeMetricFamily(
         "fedsx_hosts_held", "Remote hosts whose deliveries are held, by state.", labels=["state"]
     )
     for state in (Host.State.OPEN, Host.State.UNAVAILABLE):
-        family.add_metric([state], rows.get(state, 0))
-    return [family]
+        family.add_metric([state], rows[state]["count"] if state in rows else 0)
+    # Whichever host it is: an alert on it needs no per-host series (bounded to the top N).
+    longest = GaugeMetricFamily(
+        "fedsx_hosts_held_longest_seconds",
+        "How long the host held longest has had its deliveries held (0 when none is held).",
+    )
+    since = [row["since"] for row in rows.values() if row["since"] is not None]
+    longest.add_metric([], _age(min(since)) if since else 0.0)
+    return [family, longest]
 
 
 def unapplied() -> list[GaugeMetricFamily]:

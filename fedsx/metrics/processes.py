@@ -4,22 +4,32 @@ prometheus_client chooses, when it is first imported, between keeping values in 
 and writing them to files in ``PROMETHEUS_MULTIPROC_DIR`` (one per process and metric
 type), which ``/metrics`` then adds up. The standalone node's settings set the variable
 (``data/metrics`` with a database server; none on the embedded node, which is one
-process). Counters of processes that ended stay in the sum, as they must (a worker
-recycled mid-run must not take its counts with it); the files of processes no longer
-running are removed when a service starts (gunicorn's master, a Celery worker's main
-process), not the whole directory: gunicorn and Celery on one machine share it, and one
-starting must not wipe the counts of the other while it runs.
+process).
+
+Counters and histograms of processes that ended must stay in the sum: a sum that drops
+reads to Prometheus as a counter reset, and ``rate()`` then counts the whole remaining
+total again (a spike that trips alerts). So when a service starts (gunicorn's master, a
+Celery worker's main process) the files of processes no longer running are *archived*:
+added into one ``counter_archive.db`` / ``histogram_archive.db`` and then removed, under a
+lock, so the files do not pile up with every recycled worker or command run and the sum
+never moves. Gauges of ended processes are dropped (they describe a process that is gone).
+The whole directory is never wiped: gunicorn and Celery on one machine share it, and one
+starting must not take the other's counts while it runs. Processes are told apart by pid,
+so the directory must be shared only by processes that see one another's pids (one
+machine or one container, not several).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 from pathlib import Path
 
 from celery.signals import worker_process_shutdown, worker_ready
 from prometheus_client import multiprocess
+from prometheus_client.mmap_dict import MmapedDict
 
 logger = logging.getLogger("fedsx.metrics")
 
@@ -40,21 +50,61 @@ def _running(pid: int) -> bool:
     return True
 
 
-def remove_dead_files(path: str | None = None) -> int:
-    """Remove the files of processes that are no longer running; returns how many."""
+ARCHIVED_TYPES = ("counter", "histogram", "summary")
+ARCHIVE = "archive"
+
+
+def archive_dead_files(path: str | None = None) -> int:
+    """Fold the files of processes no longer running into the archive; returns how many.
+
+    Each is renamed out of the collector's sight first, then added to the archive, then
+    removed: a crash in between loses that one process's counts rather than counting them
+    twice.
+    """
     path = path or directory()
     if path is None:
         return 0
-    removed = 0
-    for file in Path(path).glob("*.db"):
-        pid = file.stem.rsplit("_", 1)[-1]
-        if pid.isdigit() and not _running(int(pid)):
-            with contextlib.suppress(FileNotFoundError):
-                file.unlink()
-                removed += 1
-    if removed:
-        logger.info("removed %d metrics files of ended processes from %s", removed, path)
-    return removed
+    folded = 0
+    with _archive_lock(path):
+        for file in sorted(Path(path).glob("*.db")):
+            kind, pid = file.name.split("_", 1)[0], file.stem.rsplit("_", 1)[-1]
+            if not pid.isdigit() or _running(int(pid)):
+                continue
+            taken = file.with_suffix(".archiving")
+            try:
+                file.rename(taken)
+            except FileNotFoundError:
+                continue
+            if kind in ARCHIVED_TYPES:
+                _add_to_archive(taken, Path(path) / f"{kind}_{ARCHIVE}.db")
+            taken.unlink()
+            folded += 1
+    if folded:
+        logger.info("archived the metrics files of %d ended processes in %s", folded, path)
+    return folded
+
+
+def _add_to_archive(source: Path, archive_path: Path) -> None:
+    if source.stat().st_size == 0:
+        return  # made but never written to
+    archive = MmapedDict(str(archive_path))
+    try:
+        for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(str(source)):
+            total, _ = archive.read_value(key)
+            archive.write_value(key, total + value, timestamp)
+    finally:
+        archive.close()
+
+
+@contextlib.contextmanager
+def _archive_lock(path: str):
+    """One archiver at a time per directory (gunicorn and Celery may start together)."""
+    with open(os.path.join(path, ".archive.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def mark_process_dead(pid: int) -> None:
@@ -66,7 +116,7 @@ def mark_process_dead(pid: int) -> None:
 # Once the worker is up (after Django and this module are loaded in its main process).
 @worker_ready.connect(dispatch_uid="fedsx.metrics.worker_ready")
 def _worker_starts(**kwargs) -> None:
-    remove_dead_files()
+    archive_dead_files()
 
 
 @worker_process_shutdown.connect(dispatch_uid="fedsx.metrics.worker_process_shutdown")

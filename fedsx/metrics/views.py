@@ -1,11 +1,12 @@
 """``GET /metrics``: the Prometheus text format, for loopback clients and holders of the
 configured token only.
 
-A client is let in when it sends ``Authorization: Bearer <FEDSX["METRICS_TOKEN"]>``
-(compared in constant time), or, sending no token at all, when it connects from a
-loopback address directly: a request carrying a proxy's forwarding header is not taken
-for a loopback one, as behind a reverse proxy every client's REMOTE_ADDR is the proxy's.
-Anything else is a 403 in the ``{"error", "detail"}`` shape.
+Once ``FEDSX["METRICS_TOKEN"]`` is set, every client must send ``Authorization: Bearer
+<token>`` (compared in constant time), loopback ones too: behind a reverse proxy every
+client's REMOTE_ADDR is the proxy's, and not every proxy says so with a forwarding header
+(nginx's plain ``proxy_pass`` adds none). With no token configured, only clients
+connecting from a loopback address directly are let in (a request carrying a forwarding
+header is not taken for one). Anything else is a 403 in the ``{"error", "detail"}`` shape.
 """
 
 from __future__ import annotations
@@ -63,12 +64,11 @@ def bearer_token(request: HttpRequest) -> str | None:
 
 
 def access_refusal(request: HttpRequest) -> JsonResponse | None:
-    token = bearer_token(request)
+    token, expected = bearer_token(request), fedsx_settings.METRICS_TOKEN
     if token is None:
-        if is_loopback(request):
+        if not expected and is_loopback(request):
             return None
-        return refused(403, "forbidden", "metrics are served to loopback and token holders only")
-    expected = fedsx_settings.METRICS_TOKEN
+        return refused(403, "forbidden", "metrics are served to loopback or token holders only")
     if expected and hmac.compare_digest(token.encode(), str(expected).encode()):
         return None
     return refused(403, "bad_token", "the metrics token is wrong")

@@ -2,7 +2,7 @@
 fedsx.server.wsgi`` (other options on the command line as usual).
 
 Its hooks keep the metrics directory (fedsx/metrics/processes.py) right: at start the
-files of processes no longer running are removed, and a worker that exits is marked dead.
+files of processes no longer running are archived, and a worker that exits is marked dead.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ def on_starting(server) -> None:
 
     settings.INSTALLED_APPS  # noqa: B018 - loads the settings
 
-    from fedsx.metrics.processes import remove_dead_files
+    from fedsx.metrics.processes import archive_dead_files
 
-    remove_dead_files()
+    archive_dead_files()
 
 
 def child_exit(server, worker) -> None:

@@ -152,3 +152,27 @@ def test_unknown_api_path_is_a_json_404(admin):
         "error": "not_found",
         "detail": "no such API resource (the API's paths end with a slash)",
     }
+
+
+def schema_operations(admin) -> list[tuple[str, str]]:
+    """Every operation the API serves, from its own schema: a route added later is covered
+    without anyone adding it to a list."""
+    schema = admin.get("/api/v1/schema/?format=json").json()
+    operations = []
+    for path, methods in schema["paths"].items():
+        url = "/api/v1" + re.sub(r"\{[^}]+\}", "1", path)
+        operations += [(method, url) for method in methods if method != "parameters"]
+    return operations
+
+
+def test_every_operation_in_the_schema_refuses_anonymous_and_unpermitted_callers(
+    admin, anon, operator
+):
+    operations = schema_operations(admin)
+    assert len(operations) > 40
+    for method, url in operations:
+        answer = getattr(anon, method)(url, {}, format="json")
+        assert (answer.status_code, answer.json()["error"]) == (401, "not_authenticated"), url
+        # Signed in, no model permission at all: refused before anything is looked up.
+        answer = getattr(operator, method)(url, {}, format="json")
+        assert answer.status_code == 403, (method, url, answer.content)

@@ -286,12 +286,40 @@ class TestDomainBlocks:
         assert admin.delete(f"/api/v1/domain-blocks/{block['id']}/").status_code == 204
         assert not blocks.is_blocked("sub.spam.example")
 
-    @pytest.mark.parametrize("domain", ["", "   ", "bad.example", "BAD.example."])
+    @pytest.mark.parametrize(
+        "domain",
+        [
+            "",
+            "   ",
+            "bad.example",
+            "BAD.example.",
+            # 255 characters as typed, four times that in punycode: beyond the column.
+            ".".join(["ü"] * 128),
+            "a" * 64 + ".example",
+            "spam..example",
+            "spam example",
+            "-spam.example",
+        ],
+    )
     def test_bad_or_taken_domain_names_the_field(self, admin, world, domain):
         body = assert_error(
             admin.post("/api/v1/domain-blocks/", {"domain": domain}), 400, "invalid"
         )
         assert set(body["fields"]) == {"domain"}
+        assert DomainBlock.objects.count() == 1
+
+    def test_a_block_made_meanwhile_is_a_409_not_a_500(self, admin, world, monkeypatch):
+        from fedsx.api.serializers import DomainBlockSerializer
+        from fedsx.models import normalize_domain
+
+        # Another request's insert lands between this one's uniqueness check and its own.
+        monkeypatch.setattr(
+            DomainBlockSerializer, "validate_domain", lambda self, value: normalize_domain(value)
+        )
+        body = assert_error(
+            admin.post("/api/v1/domain-blocks/", {"domain": "bad.example"}), 409, "conflict"
+        )
+        assert "meanwhile" in body["detail"]
         assert DomainBlock.objects.count() == 1
 
 

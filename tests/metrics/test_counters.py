@@ -4,6 +4,7 @@ loopback receiver, a trigger starting a flow that crashes, a flow resumed."""
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 
 from fedsx import delivery, outbox
 from fedsx.models import Delivery, Host, InboxEntry
@@ -76,25 +77,42 @@ def test_switched_off_nothing_is_counted(client, demo, settings):
     assert value("fedsx_inbox_append_seconds_count") == appends
 
 
-def test_a_trigger_firing_a_crashing_flow_counts_the_firing_the_start_and_the_crash(client, demo):
+def test_a_trigger_firing_a_crashing_flow_counts_the_firing_the_start_and_the_crash(
+    client, demo, django_capture_on_commit_callbacks
+):
     add_trigger(activity_type="Create", flow_name="test.crash")
     sender = remote_sender(SENDER)
     crashed = value("fedsx_trigger_firings_total", outcome="crashed")
     starts = value("fedsx_flow_starts_total", flow="test.crash")
     crashes = value("fedsx_flow_crashes_total", flow="test.crash")
     assert deliver(client, "/actors/demo/inbox", note(demo), sender).status_code == 202
-    assert apply_entries(InboxEntry.objects.values_list("pk", flat=True)) == 1
+    with django_capture_on_commit_callbacks(execute=True):  # counted once committed
+        assert apply_entries(InboxEntry.objects.values_list("pk", flat=True)) == 1
     assert value("fedsx_trigger_firings_total", outcome="crashed") == crashed + 1
     assert value("fedsx_flow_starts_total", flow="test.crash") == starts + 1
     assert value("fedsx_flow_crashes_total", flow="test.crash") == crashes + 1
 
 
-def test_a_resumed_flow_counts_as_resumed_by_the_operator():
+def test_a_resumed_flow_counts_as_resumed_by_the_operator(django_capture_on_commit_callbacks):
     pk, outcome = store.start("approval", {"activity": {"type": "Follow"}, "actor": "a"})
     assert outcome.status == "suspended"
     resumes = value("fedsx_flow_resumes_total", flow="approval", kind="operator")
-    assert store.resume(pk, {"ok": False}).ok
+    with django_capture_on_commit_callbacks(execute=True):
+        assert store.resume(pk, {"ok": False}).ok
     assert value("fedsx_flow_resumes_total", flow="approval", kind="operator") == resumes + 1
+
+
+def test_work_rolled_back_is_not_counted(django_capture_on_commit_callbacks):
+    """A transaction that rolls back (a deadlock victim the pipeline retries) counts
+    nothing: its retry is what counts."""
+    starts = value("fedsx_flow_starts_total", flow="approval")
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            store.start("approval", {"activity": {"type": "Follow"}, "actor": "a"})
+            raise RuntimeError("rolled back, as a deadlock victim is")
+        assert value("fedsx_flow_starts_total", flow="approval") == starts
+        store.start("approval", {"activity": {"type": "Follow"}, "actor": "a"})
+    assert value("fedsx_flow_starts_total", flow="approval") == starts + 1
 
 
 def post_to(sender, receiver) -> Delivery:
@@ -119,13 +137,16 @@ def test_a_delivery_counts_its_outcome_attempts_and_latency(demo, receiver):
     assert value("fedsx_delivery_settled_attempts_bucket", le="1.0") == one_attempt + 1
 
 
-def test_a_failing_host_counts_a_retry_and_its_breaker_opening(demo, receiver, settings):
+def test_a_failing_host_counts_a_retry_and_its_breaker_opening(
+    demo, receiver, settings, django_capture_on_commit_callbacks
+):
     settings.FEDSX = {**settings.FEDSX, "BREAKER_THRESHOLD": 1}
     receiver.script("/users/amy/inbox", Reply(503))
     job = post_to(demo, receiver)
     retries = value("fedsx_delivery_attempts_total", outcome="retry")
     opened = value("fedsx_host_state_changes_total", state="open")
-    assert delivery.deliver([job.pk]) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert delivery.deliver([job.pk]) == 1
     assert Host.objects.get(host=job.host).state == Host.State.OPEN
     assert value("fedsx_delivery_attempts_total", outcome="retry") == retries + 1
     assert value("fedsx_host_state_changes_total", state="open") == opened + 1

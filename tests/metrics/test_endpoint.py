@@ -3,9 +3,12 @@ and the database gauges, and is served to loopback clients and token holders onl
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from fedsx import metrics
+import pytest
+from django.utils import timezone
+
+from fedsx import hosts, metrics
 from fedsx.models import Delivery, Host
 from flows import store
 from tests.outbox.conftest import deliveries_in_every_status
@@ -71,6 +74,29 @@ def test_the_delivery_gauges_count_pending_and_held_per_held_host(client, demo, 
     }
 
 
+def test_how_long_the_host_held_longest_has_been_held(client, demo, settings):
+    longest = ("fedsx_hosts_held_longest_seconds", ())
+
+    def gauge() -> float:
+        return parse(scrape(client).content.decode())["fedsx_hosts_held_longest_seconds"][longest]
+
+    assert gauge() == 0
+    settings.FEDSX = {**settings.FEDSX, "BREAKER_THRESHOLD": 2}
+    host = Host.objects.create(host="down.example")
+    hosts.record_down(host, "503")
+    assert (host.state, gauge()) == (Host.State.OK, 0)  # a failure below the threshold
+    hosts.record_down(host, "503")
+    assert host.state == Host.State.OPEN
+    two_hours_ago = timezone.now() - timedelta(hours=2)
+    Host.objects.filter(pk=host.pk).update(held_since=two_hours_ago)
+    Host.objects.create(host="lately.example", state=Host.State.OPEN, held_since=timezone.now())
+    assert 7190 < gauge() < 7300
+    hosts.record_down(host, "503")  # failing on while held: still held since then
+    assert 7190 < gauge() < 7300
+    hosts.clear("down.example")
+    assert gauge() < 60
+
+
 def test_unapplied_entries_and_their_age(client, demo):
     from tests.triggers.conftest import append, follow
 
@@ -102,13 +128,22 @@ def test_refused_to_other_clients_without_a_token(client, token, extra):
     assert response.status_code == 403
     assert response.json() == {
         "error": "forbidden",
-        "detail": "metrics are served to loopback and token holders only",
+        "detail": "metrics are served to loopback or token holders only",
     }
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "::ffff:127.0.0.1"])
-def test_allowed_to_loopback_clients(client, address):
+def test_allowed_to_loopback_clients_when_no_token_is_configured(client, address):
     assert scrape(client, REMOTE_ADDR=address).status_code == 200
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_once_a_token_is_configured_loopback_needs_it_too(client, token, address):
+    # A reverse proxy that adds no forwarding header makes every client look like loopback.
+    response = scrape(client, REMOTE_ADDR=address)
+    assert (response.status_code, response.json()["error"]) == (403, "forbidden")
+    with_token = scrape(client, REMOTE_ADDR=address, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert with_token.status_code == 200
 
 
 def test_allowed_with_the_token_from_anywhere(client, token):

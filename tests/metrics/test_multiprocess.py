@@ -1,5 +1,6 @@
 """Multiprocess mode: processes sharing one PROMETHEUS_MULTIPROC_DIR add up in /metrics,
-and the files of ended processes are removed when a service starts."""
+and the files of ended processes are folded into an archive when a service starts, the
+sums unchanged."""
 
 from __future__ import annotations
 
@@ -75,23 +76,57 @@ def dead_pid() -> int:
     return child.pid
 
 
-def test_a_starting_service_removes_only_the_files_of_ended_processes(tmp_path, monkeypatch):
+def scrape_totals(client) -> dict:
+    families = parse(client.get("/metrics").content.decode())
+    return {
+        sample: value
+        for name in ("fedsx_inbox_requests", "fedsx_flow_starts", "fedsx_inbox_append_seconds")
+        for sample, value in families[name].items()
+    }
+
+
+@pytest.mark.django_db
+def test_a_starting_service_archives_ended_processes_without_moving_the_sums(
+    client, tmp_path, monkeypatch
+):
+    record_in_a_process(tmp_path, 3)
+    record_in_a_process(tmp_path, 4)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    gone = dead_pid()
-    for name in (f"counter_{gone}.db", f"histogram_{gone}.db", f"counter_{os.getpid()}.db"):
-        (tmp_path / name).write_bytes(b"")
+    before = scrape_totals(client)
+    (tmp_path / f"gauge_all_{dead_pid()}.db").write_bytes(b"")  # a gone process's gauge
+    (tmp_path / f"counter_{dead_pid()}.db").write_bytes(b"")  # made, never written
     (tmp_path / "notes.txt").write_text("not ours")
+
     gunicorn.on_starting(server=None)  # as gunicorn's master does before forking workers
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        f"counter_{os.getpid()}.db",
+
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".archive.lock") == [
+        "counter_archive.db",
+        "histogram_archive.db",
         "notes.txt",
     ]
+    after = scrape_totals(client)
+    assert after == before  # a sum that dropped would read as a counter reset
+    assert after[("fedsx_inbox_requests_total", (("outcome", "accepted"),))] == 7
+    # A later process's counts add to the archive's, and a second archiving keeps the sum.
+    record_in_a_process(tmp_path, 2)
+    assert processes.archive_dead_files() == 2
+    later = scrape_totals(client)
+    assert later[("fedsx_inbox_requests_total", (("outcome", "accepted"),))] == 9
+    assert later[("fedsx_inbox_append_seconds_count", ())] == 3
+
+
+def test_the_files_of_running_processes_are_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    mine = tmp_path / f"counter_{os.getpid()}.db"
+    mine.write_bytes(b"")
+    assert processes.archive_dead_files() == 0
+    assert mine.exists()
 
 
 def test_without_a_directory_nothing_is_removed(tmp_path, monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     assert processes.directory() is None
-    assert processes.remove_dead_files() == 0
+    assert processes.archive_dead_files() == 0
 
 
 def test_gunicorn_marks_an_exiting_worker_dead(tmp_path, monkeypatch):
