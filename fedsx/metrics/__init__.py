@@ -175,8 +175,13 @@ def delivery_attempted(outcome: str, attempts: int, created_at: datetime | None 
 def _once_committed(child) -> None:
     """Count what a transaction did only if it commits: the triggers' and flows' work runs
     in transactions that roll back and are retried (a deadlock victim, a lost race), and a
-    count taken inside would count such work twice. Outside a transaction: at once."""
-    transaction.on_commit(child.inc)
+    count taken inside would count such work twice. Outside a transaction: at once, with
+    no database connection asked for (``on_commit`` would open one to check autocommit)."""
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        connection.on_commit(child.inc)
+    else:
+        child.inc()
 
 
 def host_state_changed(state: str) -> None:
