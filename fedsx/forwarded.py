@@ -195,10 +195,9 @@ def _from_origin(activity: dict[str, Any]) -> dict[str, Any] | None:
         url = id_of(activity.get("object"))
     else:
         return None
-    # Only the actor's own server speaks for it: the id must be there, and the activity's
-    # own id too (a forwarder must not choose an id under which the actor's post is kept).
+    # Only the actor's own server speaks for it: the id fetched must be there.
     origin = host_of(actor_id)
-    if not url or host_of(url) != origin or host_of(id_of(activity) or actor_id) != origin:
+    if not url or host_of(url) != origin:
         return None
     try:
         document = fetch_json(url)
@@ -234,14 +233,20 @@ def _same_activity(activity: dict[str, Any], fetched: dict[str, Any]) -> dict[st
 
 def _with_fetched_object(activity: dict[str, Any], fetched: dict[str, Any]) -> dict[str, Any]:
     """The Create or Update around the origin's object, addressed as the object is: nothing
-    of the forwarded copy is kept but its id, type and actor, which the origin confirms."""
+    of the forwarded copy is kept but its type and actor, which the origin confirms.
+
+    Nor its id: the origin confirmed the object, not that the actor's activity carries that
+    id, and activities are looked up by (id, actor), so a forwarder choosing it could claim
+    an id the actor uses later (its Delete, say) and make that a "repeat". Kept without an
+    id, the copy is deduplicated by its content. Fetching the activity at its id as well
+    would cost a second GET per forward and fails where servers serve no activities."""
     actor_id = id_of(activity.get("actor"))
     object_id = id_of(activity.get("object"))
     owners = ids_in(fetched.get("attributedTo")) or ids_in(fetched.get("actor"))
     its_own = fetched.get("id") == actor_id  # an Update of the actor itself
     if id_of(fetched) != object_id or not (its_own or actor_id in owners):
         raise _origin_refused("object")
-    stored = {key: activity[key] for key in ("@context", "id", "type", "actor") if key in activity}
+    stored = {key: activity[key] for key in ("@context", "type", "actor") if key in activity}
     stored["object"] = fetched
     for field in ("to", "cc", "audience", "published"):
         if field in fetched:

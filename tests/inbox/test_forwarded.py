@@ -293,6 +293,30 @@ class TestOriginFetch:
         assert keyserver.hits["/users/dave/statuses/1"] == 1
         assert "Signature" in keyserver.requests[0][1]  # a signed GET
 
+    def test_forwarder_cannot_claim_the_actors_activity_id(self, client, demo, relay, keyserver):
+        """The origin confirms the note, not the Create's id: a forwarder naming it after
+        dave's future Delete must not make that Delete a repeat."""
+        origin = keyserver.origin
+        keyserver.serve("/users/dave/statuses/1", note(origin))
+        delete_id = f"{origin}/users/dave/statuses/1#delete"
+        forged = {**forwarded_create(origin), "id": delete_id}
+        assert deliver(client, INBOX, forged, relay).status_code == 202
+        assert deliver(client, INBOX, forged, relay).status_code == 202
+        assert stored_counts() == (1, 1)  # kept without an id, deduplicated by content
+        assert Activity.objects.get().ap_id is None
+        dave = remote_sender(f"{origin}/users/dave", label="dave")
+        delete = {
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": delete_id,
+            "type": "Delete",
+            "actor": dave.ap_id,
+            "object": {"id": note(origin)["id"], "type": "Tombstone"},
+            "to": ["https://www.w3.org/ns/activitystreams#Public"],
+        }
+        assert deliver(client, INBOX, delete, dave).status_code == 202
+        assert Activity.objects.get(ap_id=delete_id).type == "Delete"
+        assert stored_counts() == (2, 2)
+
     def test_announce_is_fetched_by_its_own_id(self, client, demo, relay, keyserver):
         origin = keyserver.origin
         announce = {
