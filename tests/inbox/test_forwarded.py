@@ -231,6 +231,48 @@ class TestLinkedDataSignature:
         assert "puck was here" not in json.dumps(list(Activity.objects.values("payload")))
 
 
+@pytest.fixture
+def brauca(db):
+    """activitypub.academy's actor, whose PEM has spaces for newlines."""
+    person = load(LD / "activitypub.academy" / "actor-brauca_darradiul.json")
+    pem = person["publicKey"]["publicKeyPem"]
+    head, _, rest = pem.partition("----- ")
+    body, _, tail = rest.partition(" -----END")
+    pem = f"{head}-----\n{body.replace(' ', chr(10))}\n-----END{tail}"
+    return store_actor(person["id"], person["publicKey"]["id"], pem, person)
+
+
+def academy_create() -> dict:
+    return load(LD / "activitypub.academy" / "create-note-signed.json")
+
+
+@pytest.mark.django_db
+class TestUnsignedParts:
+    def test_academy_create_is_accepted(self, client, demo, relay, brauca):
+        response = deliver(client, INBOX, academy_create(), relay)
+        assert response.status_code == 202, response.content
+        assert Activity.objects.get().actor == brauca.ap_id
+
+    def test_mention_on_a_relative_id_is_not_signed(self, client, demo, relay, brauca):
+        """RDF drops the node (a relative IRI), so the signature still verifies without it:
+        it must not reach demo as a mention its author never made."""
+        create = academy_create()
+        create["tag"] = [{"id": "x", "type": "Mention", "href": "http://testserver/actors/demo"}]
+        assert_refused(deliver(client, INBOX, create, relay), 401, "owner_mismatch")
+
+    def test_blank_node_clique_is_no_ld_signature(self, client, demo, relay, yukimochi, caplog):
+        """Eight blank nodes linked by explicit ids: minutes of canonicalisation unbounded."""
+        create = relayed_create()
+        create["object"]["tag"] = [
+            {"id": f"_:a{n}", "type": "Mention", "tag": [{"id": f"_:a{m}"} for m in range(8)]}
+            for n in range(8)
+        ]
+        with caplog.at_level("INFO", logger="fedsx.inbox"):
+            response = deliver(client, INBOX, create, relay)
+        assert_refused(response, 401, "owner_mismatch")
+        assert "LD signature not checked" in caplog.text
+
+
 @pytest.mark.django_db
 class TestDomainBlocks:
     def test_forwarder_from_a_blocked_domain(self, client, demo, relay, yukimochi):
