@@ -199,22 +199,30 @@ def _from_origin(activity: dict[str, Any]) -> dict[str, Any] | None:
     origin = host_of(actor_id)
     if not url or host_of(url) != origin:
         return None
+    # Each forward costs a GET signed by our instance actor: rate-limited per host, so
+    # forwarders (repeating themselves, or not) cannot make the node hammer a server.
+    if not keys.origin_fetch_budget.take(origin):
+        raise _origin_unavailable(f"too many fetches from {origin} just now")
     try:
         document = fetch_json(url)
     except FetchError as exc:
         if exc.temporary:
-            raise FederationError(
-                503,
-                "origin_unavailable",
-                f"the activity's origin could not be asked: {exc.detail}",
-                {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
-            ) from None
+            raise _origin_unavailable(exc.detail) from None
         raise owner_mismatch(
             f"the activity is not signed by its actor and its origin did not serve it ({exc.code})"
         ) from None
     if kind in ACTIVITY_FETCHED:
         return _same_activity(activity, document)
     return _with_fetched_object(activity, document)
+
+
+def _origin_unavailable(detail: str) -> FederationError:
+    return FederationError(
+        503,
+        "origin_unavailable",
+        f"the activity's origin could not be asked: {detail}",
+        {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
+    )
 
 
 def _origin_refused(what: str) -> FederationError:

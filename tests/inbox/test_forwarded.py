@@ -359,6 +359,25 @@ class TestOriginFetch:
         assert Activity.objects.get(ap_id=delete_id).type == "Delete"
         assert stored_counts() == (2, 2)
 
+    def test_origin_fetches_are_rate_limited_per_host(
+        self, client, demo, relay, keyserver, settings
+    ):
+        settings.FEDSX = {
+            **settings.FEDSX,
+            "KEY_FETCH_BURST": 2,
+            "KEY_FETCHES_PER_HOST_PER_MINUTE": 1,
+        }
+        origin = keyserver.origin
+        keyserver.serve("/users/dave/statuses/1", note(origin))
+        for _ in range(2):
+            assert deliver(client, INBOX, forwarded_create(origin), relay).status_code == 202
+        response = deliver(client, INBOX, forwarded_create(origin), relay)
+        assert response.status_code == 503, response.content
+        assert json.loads(response.content)["error"] == "origin_unavailable"
+        assert response["Retry-After"]
+        assert keyserver.hits["/users/dave/statuses/1"] == 2
+        assert stored_counts() == (1, 1)
+
     def test_announce_is_fetched_by_its_own_id(self, client, demo, relay, keyserver):
         origin = keyserver.origin
         announce = {
