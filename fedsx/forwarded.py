@@ -106,8 +106,11 @@ def _by_ld_signature(activity: dict[str, Any], key_rejection) -> dict[str, Any] 
     one (so the next ground is tried), and a refusal when the signed data is not what the
     JSON claims."""
     actor_id = id_of(activity.get("actor"))
+    creator = ldsig.creator(activity)
+    if host_of(creator) != host_of(actor_id):
+        return None  # a key on another host is never the actor's: not worth a fetch
     try:
-        key = keys.key_for(ldsig.creator(activity))
+        key = keys.key_for(creator)
     except keys.KeyUnavailable as exc:
         if exc.temporary:
             raise key_rejection(exc) from None

@@ -217,6 +217,14 @@ class TestLinkedDataSignature:
         create["signature"]["creator"] = relay.key_id
         assert_refused(deliver(client, INBOX, create, relay), 401, "owner_mismatch")
 
+    def test_creator_on_another_host_is_not_fetched(
+        self, client, demo, relay, yukimochi, keyserver
+    ):
+        create = relayed_create()
+        create["signature"]["creator"] = f"{keyserver.origin}/users/eve#main-key"
+        assert_refused(deliver(client, INBOX, create, relay), 401, "owner_mismatch")
+        assert not keyserver.hits
+
     def test_unknown_context_counts_as_no_signature(self, client, demo, relay, yukimochi):
         create = relayed_create()
         create["@context"] = [*create["@context"], "https://unknown.example/ns.jsonld"]
