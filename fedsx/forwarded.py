@@ -118,7 +118,7 @@ def _by_ld_signature(activity: dict[str, Any], key_rejection) -> dict[str, Any] 
     if key.owner != actor_id:
         return None  # signed, but by someone else than the actor
     try:
-        key = _verified_key(activity, key, key_rejection)
+        key = _verified_key(activity, ldsig.to_be_verified(activity), key, key_rejection)
         if key is None:
             return None
         signed = ldsig.signed_data(activity)
@@ -135,11 +135,13 @@ def _by_ld_signature(activity: dict[str, Any], key_rejection) -> dict[str, Any] 
     return signed
 
 
-def _verified_key(activity: dict[str, Any], key: keys.VerificationKey, key_rejection):
-    """The key the signature verifies with, refetching a cached key once (it may have
-    rotated), or None."""
+def _verified_key(
+    activity: dict[str, Any], data: bytes, key: keys.VerificationKey, key_rejection
+) -> keys.VerificationKey | None:
+    """The key the signature over ``data`` verifies with, refetching a cached key once (it
+    may have rotated), or None."""
     try:
-        ldsig.verify(activity, key.public_key)
+        ldsig.verify(activity, key.public_key, data)
         return key
     except ldsig.LDSignatureError:
         pass
@@ -152,7 +154,7 @@ def _verified_key(activity: dict[str, Any], key: keys.VerificationKey, key_rejec
     if fresh is None or fresh.owner != key.owner:
         return None
     try:
-        ldsig.verify(activity, fresh.public_key)
+        ldsig.verify(activity, fresh.public_key, data)
     except ldsig.LDSignatureError:
         return None
     return fresh

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from fedsx import proofs
+from fedsx.httpsig import load_public_key
 from fedsx.keys import store_actor
 from fedsx.models import Activity, Actor, DomainBlock, InboxEntry
 
@@ -224,6 +225,38 @@ class TestLinkedDataSignature:
         create["signature"]["creator"] = f"{keyserver.origin}/users/eve#main-key"
         assert_refused(deliver(client, INBOX, create, relay), 401, "owner_mismatch")
         assert not keyserver.hits
+
+    def test_large_document_counts_as_no_signature(self, client, demo, relay, yukimochi, caplog):
+        """JSON-LD is costly per byte: past MAX_LD_BYTES the signature is not checked."""
+        create = relayed_create()
+        create["cc"] = [f"https://relay.example/users/{n:06}" for n in range(3000)]
+        with caplog.at_level("INFO", logger="fedsx.inbox"):
+            response = deliver(client, INBOX, create, relay)
+        assert_refused(response, 401, "owner_mismatch")
+        assert "bytes of JSON-LD" in caplog.text
+
+    def test_rotated_key_canonicalises_once(self, client, demo, relay, yukimochi, monkeypatch):
+        """A stale stored key fails, the fresh one verifies: the document's RDF is the same."""
+        from fedsx import jsonld, keys
+
+        calls = []
+        real = jsonld.canonical_nquads
+        monkeypatch.setattr(jsonld, "canonical_nquads", lambda d: calls.append(1) or real(d))
+        person = load(LD / "activity-relay" / "person.json")
+        stale = keys.VerificationKey(
+            person["publicKey"]["id"], person["id"], load_public_key(relay.public_pem), None, False
+        )
+        fresh = keys.key_for(person["publicKey"]["id"])
+        real_key_for = keys.key_for
+        monkeypatch.setattr(
+            keys,
+            "key_for",
+            lambda key_id: stale if key_id == stale.key_id else real_key_for(key_id),
+        )
+        monkeypatch.setattr(keys, "refetch_if_stale", lambda key: fresh)
+        response = deliver(client, INBOX, relayed_create(), relay)
+        assert response.status_code == 202, response.content
+        assert len(calls) == 2  # the options and the document, once each
 
     def test_unknown_context_counts_as_no_signature(self, client, demo, relay, yukimochi):
         create = relayed_create()
