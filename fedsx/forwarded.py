@@ -255,9 +255,11 @@ def _with_fetched_object(activity: dict[str, Any], fetched: dict[str, Any]) -> d
     would cost a second GET per forward and fails where servers serve no activities."""
     actor_id = id_of(activity.get("actor"))
     object_id = id_of(activity.get("object"))
-    owners = ids_in(fetched.get("attributedTo")) or ids_in(fetched.get("actor"))
-    its_own = fetched.get("id") == actor_id  # an Update of the actor itself
-    if id_of(fetched) != object_id or not (its_own or actor_id in owners):
+    # An object's author is its attributedTo: not an activity's actor (a Create must not
+    # wrap the actor's Follow, say), nor the actor itself but for an Update of it.
+    its_own = activity.get("type") == "Update" and id_of(fetched) == actor_id
+    owned = actor_id in ids_in(fetched.get("attributedTo"))
+    if id_of(fetched) != object_id or not (its_own or owned):
         raise _origin_refused("object")
     stored = {key: activity[key] for key in ("@context", "type", "actor") if key in activity}
     stored["object"] = fetched

@@ -461,6 +461,27 @@ class TestOriginFetch:
         )
         assert_refused(deliver(client, INBOX, announce, relay), 401, "origin_mismatch")
 
+    def test_create_cannot_wrap_an_activity_of_the_actor(self, client, demo, relay, keyserver):
+        origin = keyserver.origin
+        follow = {
+            "id": f"{origin}/users/dave/follows/1",
+            "type": "Follow",
+            "actor": f"{origin}/users/dave",
+            "object": "http://testserver/actors/demo",
+        }
+        keyserver.serve("/users/dave/follows/1", follow)
+        create = {**forwarded_create(origin), "object": follow}
+        assert_refused(deliver(client, INBOX, create, relay), 401, "origin_mismatch")
+
+    def test_create_of_the_actor_itself_is_refused(self, client, demo, relay, keyserver):
+        origin = keyserver.origin
+        dave = dave_document(origin, "z6Mk")
+        keyserver.serve("/users/dave", dave)
+        create = {**forwarded_create(origin), "object": dave["id"]}
+        assert_refused(deliver(client, INBOX, create, relay), 401, "origin_mismatch")
+        update = {**create, "type": "Update"}
+        assert deliver(client, INBOX, update, relay).status_code == 202
+
     def test_object_on_another_host_is_not_fetched(self, client, demo, relay, keyserver):
         origin = keyserver.origin
         create = forwarded_create(origin, id="https://elsewhere.example/notes/1")
