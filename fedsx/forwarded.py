@@ -106,8 +106,11 @@ def _by_ld_signature(activity: dict[str, Any], key_rejection) -> dict[str, Any] 
     one (so the next ground is tried), and a refusal when the signed data is not what the
     JSON claims."""
     actor_id = id_of(activity.get("actor"))
+    creator = ldsig.creator(activity)
+    if host_of(creator) != host_of(actor_id):
+        return None  # a key on another host is never the actor's: not worth a fetch
     try:
-        key = keys.key_for(ldsig.creator(activity))
+        key = keys.key_for(creator)
     except keys.KeyUnavailable as exc:
         if exc.temporary:
             raise key_rejection(exc) from None
@@ -115,7 +118,7 @@ def _by_ld_signature(activity: dict[str, Any], key_rejection) -> dict[str, Any] 
     if key.owner != actor_id:
         return None  # signed, but by someone else than the actor
     try:
-        key = _verified_key(activity, key, key_rejection)
+        key = _verified_key(activity, ldsig.to_be_verified(activity), key, key_rejection)
         if key is None:
             return None
         signed = ldsig.signed_data(activity)
@@ -132,11 +135,13 @@ def _by_ld_signature(activity: dict[str, Any], key_rejection) -> dict[str, Any] 
     return signed
 
 
-def _verified_key(activity: dict[str, Any], key: keys.VerificationKey, key_rejection):
-    """The key the signature verifies with, refetching a cached key once (it may have
-    rotated), or None."""
+def _verified_key(
+    activity: dict[str, Any], data: bytes, key: keys.VerificationKey, key_rejection
+) -> keys.VerificationKey | None:
+    """The key the signature over ``data`` verifies with, refetching a cached key once (it
+    may have rotated), or None."""
     try:
-        ldsig.verify(activity, key.public_key)
+        ldsig.verify(activity, key.public_key, data)
         return key
     except ldsig.LDSignatureError:
         pass
@@ -149,7 +154,7 @@ def _verified_key(activity: dict[str, Any], key: keys.VerificationKey, key_rejec
     if fresh is None or fresh.owner != key.owner:
         return None
     try:
-        ldsig.verify(activity, fresh.public_key)
+        ldsig.verify(activity, fresh.public_key, data)
     except ldsig.LDSignatureError:
         return None
     return fresh
@@ -195,27 +200,34 @@ def _from_origin(activity: dict[str, Any]) -> dict[str, Any] | None:
         url = id_of(activity.get("object"))
     else:
         return None
-    # Only the actor's own server speaks for it: the id must be there, and the activity's
-    # own id too (a forwarder must not choose an id under which the actor's post is kept).
+    # Only the actor's own server speaks for it: the id fetched must be there.
     origin = host_of(actor_id)
-    if not url or host_of(url) != origin or host_of(id_of(activity) or actor_id) != origin:
+    if not url or host_of(url) != origin:
         return None
+    # Each forward costs a GET signed by our instance actor: rate-limited per host, so
+    # forwarders (repeating themselves, or not) cannot make the node hammer a server.
+    if not keys.origin_fetch_budget.take(origin):
+        raise _origin_unavailable(f"too many fetches from {origin} just now")
     try:
         document = fetch_json(url)
     except FetchError as exc:
         if exc.temporary:
-            raise FederationError(
-                503,
-                "origin_unavailable",
-                f"the activity's origin could not be asked: {exc.detail}",
-                {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
-            ) from None
+            raise _origin_unavailable(exc.detail) from None
         raise owner_mismatch(
             f"the activity is not signed by its actor and its origin did not serve it ({exc.code})"
         ) from None
     if kind in ACTIVITY_FETCHED:
         return _same_activity(activity, document)
     return _with_fetched_object(activity, document)
+
+
+def _origin_unavailable(detail: str) -> FederationError:
+    return FederationError(
+        503,
+        "origin_unavailable",
+        f"the activity's origin could not be asked: {detail}",
+        {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
+    )
 
 
 def _origin_refused(what: str) -> FederationError:
@@ -234,14 +246,22 @@ def _same_activity(activity: dict[str, Any], fetched: dict[str, Any]) -> dict[st
 
 def _with_fetched_object(activity: dict[str, Any], fetched: dict[str, Any]) -> dict[str, Any]:
     """The Create or Update around the origin's object, addressed as the object is: nothing
-    of the forwarded copy is kept but its id, type and actor, which the origin confirms."""
+    of the forwarded copy is kept but its type and actor, which the origin confirms.
+
+    Nor its id: the origin confirmed the object, not that the actor's activity carries that
+    id, and activities are looked up by (id, actor), so a forwarder choosing it could claim
+    an id the actor uses later (its Delete, say) and make that a "repeat". Kept without an
+    id, the copy is deduplicated by its content. Fetching the activity at its id as well
+    would cost a second GET per forward and fails where servers serve no activities."""
     actor_id = id_of(activity.get("actor"))
     object_id = id_of(activity.get("object"))
-    owners = ids_in(fetched.get("attributedTo")) or ids_in(fetched.get("actor"))
-    its_own = fetched.get("id") == actor_id  # an Update of the actor itself
-    if id_of(fetched) != object_id or not (its_own or actor_id in owners):
+    # An object's author is its attributedTo: not an activity's actor (a Create must not
+    # wrap the actor's Follow, say), nor the actor itself but for an Update of it.
+    its_own = activity.get("type") == "Update" and id_of(fetched) == actor_id
+    owned = actor_id in ids_in(fetched.get("attributedTo"))
+    if id_of(fetched) != object_id or not (its_own or owned):
         raise _origin_refused("object")
-    stored = {key: activity[key] for key in ("@context", "id", "type", "actor") if key in activity}
+    stored = {key: activity[key] for key in ("@context", "type", "actor") if key in activity}
     stored["object"] = fetched
     for field in ("to", "cc", "audience", "published"):
         if field in fetched:

@@ -71,6 +71,7 @@ def forget(key_id: str | None = None) -> None:
             _unconfirmed.clear()
             _refetched.clear()
             key_fetch_budget.clear()
+            origin_fetch_budget.clear()
         else:
             _cache.pop(key_id, None)
             _unconfirmed.pop(key_id, None)
@@ -181,6 +182,9 @@ class HostBuckets:
 
 
 key_fetch_budget = HostBuckets()
+# Fetches of forwarded content from its origin (fedsx.forwarded), at the same rate but in a
+# bucket of their own: a flood of forwards cannot starve the key fetches of that host.
+origin_fetch_budget = HostBuckets()
 
 
 def store_verified(key: VerificationKey) -> VerificationKey:

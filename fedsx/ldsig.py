@@ -15,6 +15,7 @@ import binascii
 import hashlib
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -24,8 +25,18 @@ from .jsonld import JsonLdUnavailable
 
 SIGNATURE_TYPE = "RsaSignature2017"
 OPTIONS_CONTEXT = "https://w3id.org/identity/v1"
+# JSON-LD processing costs far more per byte than anything else the inbox does, and signed
+# activities are a few KB: above this, the LD signature is treated as absent.
+MAX_LD_BYTES = 64 * 1024
 
-__all__ = ["JsonLdUnavailable", "LDSignatureError", "creator", "signed_data", "verify"]
+__all__ = [
+    "JsonLdUnavailable",
+    "LDSignatureError",
+    "creator",
+    "signed_data",
+    "to_be_verified",
+    "verify",
+]
 
 
 class LDSignatureError(Exception):
@@ -41,9 +52,10 @@ def creator(document: dict[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
-def verify(document: dict[str, Any], public_key: Any) -> None:
+def verify(document: dict[str, Any], public_key: Any, data: bytes | None = None) -> None:
     """Check ``document``'s RsaSignature2017 with ``public_key``; raises LDSignatureError
-    when it does not verify and JsonLdUnavailable when it cannot be checked offline."""
+    when it does not verify and JsonLdUnavailable when it cannot be checked offline.
+    ``data``: ``to_be_verified(document)``, when the caller has it already."""
     signature = document.get("signature")
     if not creator(document) or not isinstance(signature.get("signatureValue"), str):
         raise LDSignatureError("no RsaSignature2017 with a creator and a signatureValue")
@@ -54,12 +66,17 @@ def verify(document: dict[str, Any], public_key: Any) -> None:
     except (binascii.Error, ValueError):
         raise LDSignatureError("the signatureValue is not base64") from None
     try:
-        public_key.verify(value, _to_be_verified(document), padding.PKCS1v15(), hashes.SHA256())
+        data = data if data is not None else to_be_verified(document)
+        public_key.verify(value, data, padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature:
         raise LDSignatureError("the LD signature does not verify") from None
 
 
-def _to_be_verified(document: dict[str, Any]) -> bytes:
+def to_be_verified(document: dict[str, Any]) -> bytes:
+    """The bytes the signature is over (two canonicalisations: compute once per document);
+    raises JsonLdUnavailable."""
+    if len(orjson.dumps(document)) > MAX_LD_BYTES:
+        raise JsonLdUnavailable(f"more than {MAX_LD_BYTES} bytes of JSON-LD")
     options = {
         key: value
         for key, value in document["signature"].items()

@@ -195,13 +195,16 @@ def with_proof(sender: Actor, activity: dict[str, Any]) -> dict[str, Any]:
     a copy forwarded by anyone still proves its author. The proof's terms are defined by
     data-integrity/v1, added to the activity's @context as Mitra and Fedify add it.
     """
-    if not sender.ed25519_private_key:  # every local actor gets one (migration 0007)
+    if not sender.ed25519_private_key:  # every local actor gets one (migration 0009)
         raise refused("no_proof_key", f"{sender.ap_id} has no Ed25519 key to sign with")
     context = activity.get("@context", AS_CONTEXT)
     contexts = context if isinstance(context, list) else [context]
     if proofs.DATA_INTEGRITY_CONTEXT not in contexts:
         activity = {**activity, "@context": [*contexts, proofs.DATA_INTEGRITY_CONTEXT]}
-    key = proofs.decode_secret_key(sender.ed25519_private_key)
+    try:
+        key = proofs.decode_secret_key(sender.ed25519_private_key)
+    except proofs.ProofError as exc:  # a corrupt stored key: the operator's to repair
+        raise refused("no_proof_key", f"{sender.ap_id}'s Ed25519 key: {exc.detail}") from None
     try:
         return proofs.sign(activity, key, sender.multikey_id)
     except proofs.ProofError as exc:  # no canonical JSON form (a NaN, a lone surrogate, …)

@@ -164,3 +164,56 @@ def test_many_blank_nodes_are_refused_before_canonicalisation():
     }
     with pytest.raises(jsonld.JsonLdUnavailable):
         jsonld.canonical_nquads(document)
+
+
+ACADEMY = LD / "activitypub.academy" / "create-note-signed.json"
+ACADEMY_ACTOR = LD / "activitypub.academy" / "actor-brauca_darradiul.json"
+
+
+def test_a_node_with_a_relative_id_is_refused():
+    """RDF drops a node with a relative IRI, so it is not signed; compaction would keep it."""
+    document = load(ACADEMY)
+    document["tag"] = [{"id": "x", "type": "Mention", "href": "https://here.example/actors/a"}]
+    with pytest.raises(jsonld.JsonLdUnavailable, match="absolute IRI"):
+        ldsig.verify(document, key_of(ACADEMY_ACTOR))
+
+
+def test_undefined_terms_are_not_in_the_signed_data():
+    document = load(ACADEMY)
+    document["object"]["unsignedTerm"] = "added by a forwarder"
+    ldsig.verify(document, key_of(ACADEMY_ACTOR))  # the RDF has no such term
+    assert "unsignedTerm" not in json.dumps(ldsig.signed_data(document))
+
+
+def blank_node_clique(size: int) -> list[dict]:
+    return [
+        {
+            "id": f"_:a{n}",
+            "type": "Mention",
+            "tag": [{"id": f"_:a{m}"} for m in range(size) if m != n],
+        }
+        for n in range(size)
+    ]
+
+
+def test_explicit_blank_node_ids_are_refused():
+    document = load(RELAYED)
+    document["object"]["tag"] = blank_node_clique(8)
+    with pytest.raises(jsonld.JsonLdUnavailable, match="absolute IRI"):
+        ldsig.verify(document, key_of(YUKIMOCHI))
+
+
+def test_canonicalisation_work_is_bounded():
+    """Eight linked blank nodes cost minutes of URDNA2015 unbounded (8! permutations, each
+    recursing); the budget stops it after MAX_CANONICALISATION_STEPS identifier checks."""
+    document = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": "https://a.example/notes/1",
+        "type": "Note",
+        "tag": blank_node_clique(8),
+    }
+    nquads = jsonld.jsonld.to_rdf(
+        document, {"documentLoader": jsonld.load_document, "format": jsonld.NQUADS}
+    )
+    with pytest.raises(jsonld.JsonLdUnavailable, match="too long"):
+        jsonld._canonicalise(nquads, None)

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from fedsx import proofs
+from fedsx.httpsig import load_public_key
 from fedsx.keys import store_actor
 from fedsx.models import Activity, Actor, DomainBlock, InboxEntry
 
@@ -217,6 +218,46 @@ class TestLinkedDataSignature:
         create["signature"]["creator"] = relay.key_id
         assert_refused(deliver(client, INBOX, create, relay), 401, "owner_mismatch")
 
+    def test_creator_on_another_host_is_not_fetched(
+        self, client, demo, relay, yukimochi, keyserver
+    ):
+        create = relayed_create()
+        create["signature"]["creator"] = f"{keyserver.origin}/users/eve#main-key"
+        assert_refused(deliver(client, INBOX, create, relay), 401, "owner_mismatch")
+        assert not keyserver.hits
+
+    def test_large_document_counts_as_no_signature(self, client, demo, relay, yukimochi, caplog):
+        """JSON-LD is costly per byte: past MAX_LD_BYTES the signature is not checked."""
+        create = relayed_create()
+        create["cc"] = [f"https://relay.example/users/{n:06}" for n in range(3000)]
+        with caplog.at_level("INFO", logger="fedsx.inbox"):
+            response = deliver(client, INBOX, create, relay)
+        assert_refused(response, 401, "owner_mismatch")
+        assert "bytes of JSON-LD" in caplog.text
+
+    def test_rotated_key_canonicalises_once(self, client, demo, relay, yukimochi, monkeypatch):
+        """A stale stored key fails, the fresh one verifies: the document's RDF is the same."""
+        from fedsx import jsonld, keys
+
+        calls = []
+        real = jsonld.canonical_nquads
+        monkeypatch.setattr(jsonld, "canonical_nquads", lambda d: calls.append(1) or real(d))
+        person = load(LD / "activity-relay" / "person.json")
+        stale = keys.VerificationKey(
+            person["publicKey"]["id"], person["id"], load_public_key(relay.public_pem), None, False
+        )
+        fresh = keys.key_for(person["publicKey"]["id"])
+        real_key_for = keys.key_for
+        monkeypatch.setattr(
+            keys,
+            "key_for",
+            lambda key_id: stale if key_id == stale.key_id else real_key_for(key_id),
+        )
+        monkeypatch.setattr(keys, "refetch_if_stale", lambda key: fresh)
+        response = deliver(client, INBOX, relayed_create(), relay)
+        assert response.status_code == 202, response.content
+        assert len(calls) == 2  # the options and the document, once each
+
     def test_unknown_context_counts_as_no_signature(self, client, demo, relay, yukimochi):
         create = relayed_create()
         create["@context"] = [*create["@context"], "https://unknown.example/ns.jsonld"]
@@ -229,6 +270,48 @@ class TestLinkedDataSignature:
         response = deliver(client, INBOX, forged, relay)
         assert_refused(response, 401, "ld_signature_mismatch")
         assert "puck was here" not in json.dumps(list(Activity.objects.values("payload")))
+
+
+@pytest.fixture
+def brauca(db):
+    """activitypub.academy's actor, whose PEM has spaces for newlines."""
+    person = load(LD / "activitypub.academy" / "actor-brauca_darradiul.json")
+    pem = person["publicKey"]["publicKeyPem"]
+    head, _, rest = pem.partition("----- ")
+    body, _, tail = rest.partition(" -----END")
+    pem = f"{head}-----\n{body.replace(' ', chr(10))}\n-----END{tail}"
+    return store_actor(person["id"], person["publicKey"]["id"], pem, person)
+
+
+def academy_create() -> dict:
+    return load(LD / "activitypub.academy" / "create-note-signed.json")
+
+
+@pytest.mark.django_db
+class TestUnsignedParts:
+    def test_academy_create_is_accepted(self, client, demo, relay, brauca):
+        response = deliver(client, INBOX, academy_create(), relay)
+        assert response.status_code == 202, response.content
+        assert Activity.objects.get().actor == brauca.ap_id
+
+    def test_mention_on_a_relative_id_is_not_signed(self, client, demo, relay, brauca):
+        """RDF drops the node (a relative IRI), so the signature still verifies without it:
+        it must not reach demo as a mention its author never made."""
+        create = academy_create()
+        create["tag"] = [{"id": "x", "type": "Mention", "href": "http://testserver/actors/demo"}]
+        assert_refused(deliver(client, INBOX, create, relay), 401, "owner_mismatch")
+
+    def test_blank_node_clique_is_no_ld_signature(self, client, demo, relay, yukimochi, caplog):
+        """Eight blank nodes linked by explicit ids: minutes of canonicalisation unbounded."""
+        create = relayed_create()
+        create["object"]["tag"] = [
+            {"id": f"_:a{n}", "type": "Mention", "tag": [{"id": f"_:a{m}"} for m in range(8)]}
+            for n in range(8)
+        ]
+        with caplog.at_level("INFO", logger="fedsx.inbox"):
+            response = deliver(client, INBOX, create, relay)
+        assert_refused(response, 401, "owner_mismatch")
+        assert "LD signature not checked" in caplog.text
 
 
 @pytest.mark.django_db
@@ -293,6 +376,49 @@ class TestOriginFetch:
         assert keyserver.hits["/users/dave/statuses/1"] == 1
         assert "Signature" in keyserver.requests[0][1]  # a signed GET
 
+    def test_forwarder_cannot_claim_the_actors_activity_id(self, client, demo, relay, keyserver):
+        """The origin confirms the note, not the Create's id: a forwarder naming it after
+        dave's future Delete must not make that Delete a repeat."""
+        origin = keyserver.origin
+        keyserver.serve("/users/dave/statuses/1", note(origin))
+        delete_id = f"{origin}/users/dave/statuses/1#delete"
+        forged = {**forwarded_create(origin), "id": delete_id}
+        assert deliver(client, INBOX, forged, relay).status_code == 202
+        assert deliver(client, INBOX, forged, relay).status_code == 202
+        assert stored_counts() == (1, 1)  # kept without an id, deduplicated by content
+        assert Activity.objects.get().ap_id is None
+        dave = remote_sender(f"{origin}/users/dave", label="dave")
+        delete = {
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": delete_id,
+            "type": "Delete",
+            "actor": dave.ap_id,
+            "object": {"id": note(origin)["id"], "type": "Tombstone"},
+            "to": ["https://www.w3.org/ns/activitystreams#Public"],
+        }
+        assert deliver(client, INBOX, delete, dave).status_code == 202
+        assert Activity.objects.get(ap_id=delete_id).type == "Delete"
+        assert stored_counts() == (2, 2)
+
+    def test_origin_fetches_are_rate_limited_per_host(
+        self, client, demo, relay, keyserver, settings
+    ):
+        settings.FEDSX = {
+            **settings.FEDSX,
+            "KEY_FETCH_BURST": 2,
+            "KEY_FETCHES_PER_HOST_PER_MINUTE": 1,
+        }
+        origin = keyserver.origin
+        keyserver.serve("/users/dave/statuses/1", note(origin))
+        for _ in range(2):
+            assert deliver(client, INBOX, forwarded_create(origin), relay).status_code == 202
+        response = deliver(client, INBOX, forwarded_create(origin), relay)
+        assert response.status_code == 503, response.content
+        assert json.loads(response.content)["error"] == "origin_unavailable"
+        assert response["Retry-After"]
+        assert keyserver.hits["/users/dave/statuses/1"] == 2
+        assert stored_counts() == (1, 1)
+
     def test_announce_is_fetched_by_its_own_id(self, client, demo, relay, keyserver):
         origin = keyserver.origin
         announce = {
@@ -334,6 +460,27 @@ class TestOriginFetch:
             "/users/dave/statuses/2/activity", {**announce, "actor": f"{origin}/users/eve"}
         )
         assert_refused(deliver(client, INBOX, announce, relay), 401, "origin_mismatch")
+
+    def test_create_cannot_wrap_an_activity_of_the_actor(self, client, demo, relay, keyserver):
+        origin = keyserver.origin
+        follow = {
+            "id": f"{origin}/users/dave/follows/1",
+            "type": "Follow",
+            "actor": f"{origin}/users/dave",
+            "object": "http://testserver/actors/demo",
+        }
+        keyserver.serve("/users/dave/follows/1", follow)
+        create = {**forwarded_create(origin), "object": follow}
+        assert_refused(deliver(client, INBOX, create, relay), 401, "origin_mismatch")
+
+    def test_create_of_the_actor_itself_is_refused(self, client, demo, relay, keyserver):
+        origin = keyserver.origin
+        dave = dave_document(origin, "z6Mk")
+        keyserver.serve("/users/dave", dave)
+        create = {**forwarded_create(origin), "object": dave["id"]}
+        assert_refused(deliver(client, INBOX, create, relay), 401, "origin_mismatch")
+        update = {**create, "type": "Update"}
+        assert deliver(client, INBOX, update, relay).status_code == 202
 
     def test_object_on_another_host_is_not_fetched(self, client, demo, relay, keyserver):
         origin = keyserver.origin

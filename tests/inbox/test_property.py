@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fedsx.keys import key_fetch_budget, store_actor
+from fedsx.keys import key_fetch_budget, origin_fetch_budget, store_actor
 from fedsx.models import Activity, InboxEntry
 
 from .helpers import FIXTURES, deliver, meta, remote_sender, stored_counts
@@ -185,9 +185,10 @@ forwarded = st.fixed_dictionaries(
 )
 @given(case=forwarded)
 def test_forwarded_bodies_with_signatures_and_proofs_never_5xx(client, demo, offline, case):
-    # Each example is a fresh sender: the per-host key-fetch budget (a rightful 503 once
-    # spent) would otherwise carry over from the examples before it.
+    # Each example is a fresh sender: the per-host key-fetch and origin-fetch budgets (a
+    # rightful 503 once spent) would otherwise carry over from the examples before it.
     key_fetch_budget.clear()
+    origin_fetch_budget.clear()
     bob = remote_sender("https://remote.example/users/bob")
     store_actor(
         PERSON["id"], PERSON["publicKey"]["id"], PERSON["publicKey"]["publicKeyPem"], PERSON

@@ -209,6 +209,17 @@ def test_what_the_inbox_would_refuse_is_refused_and_nothing_stored(demo, given, 
 
 
 @pytest.mark.django_db
+def test_a_corrupt_proof_key_is_a_refusal(demo):
+    demo.ed25519_private_key = "zNotAKey"
+    demo.save(update_fields=["ed25519_private_key"])
+    before = counts()
+    with pytest.raises(FederationError) as refused:
+        outbox.post(demo, {"type": "Note", "content": "hi"})
+    assert refused.value.code == "no_proof_key"
+    assert counts() == before
+
+
+@pytest.mark.django_db
 def test_unknown_and_remote_actors_cannot_post(demo):
     remote = remote_actor("https://r.example/eve", inbox="https://r.example/eve/inbox")
     before = counts()
