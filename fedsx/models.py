@@ -449,13 +449,16 @@ class Delivery(models.Model):
 
 
 class InboxTally(models.Model):
-    """Inbox requests in one hour with one outcome: ``accepted`` or a refusal's error code.
+    """Inbox requests in one hour with one outcome: ``accepted``, ``actor_gone`` (a 202 to
+    a deleted actor's Delete, which stores nothing) or a refusal's error code.
 
     Refused requests are stored nowhere else (nothing unverified is stored), so the
     dashboard's inbox figures are these counts, kept by ``fedsx.tallies`` in batches.
     """
 
     ACCEPTED = "accepted"
+    ACTOR_GONE = "actor_gone"
+    ANSWERED = (ACCEPTED, ACTOR_GONE)  # the 202s: every other outcome is a refusal
 
     hour = models.DateTimeField(help_text="The start of the hour (UTC).")
     outcome = models.CharField(max_length=64)

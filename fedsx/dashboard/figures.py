@@ -49,7 +49,7 @@ class Hour:
 @dataclass
 class InboxFigures:
     hours: list[Hour]
-    outcomes: list[Figure]  # accepted first, then the charted reasons, then "other"
+    outcomes: list[Figure]  # accepted, actor_gone, the charted reasons, then "other"
     accepted: Figure
     refused: Figure
 
@@ -99,7 +99,7 @@ def inbox(now: datetime | None = None, site: str = "admin") -> InboxFigures:
         if slot is not None:
             slot.counts[outcome] = slot.counts.get(outcome, 0) + count
     reasons = sorted(
-        (code for code in totals if code != InboxTally.ACCEPTED), key=lambda c: (-totals[c], c)
+        (code for code in totals if code not in InboxTally.ANSWERED), key=lambda c: (-totals[c], c)
     )
     charted, rest = reasons[:TOP_REASONS], set(reasons[TOP_REASONS:])
     if rest:
@@ -116,7 +116,8 @@ def inbox(now: datetime | None = None, site: str = "admin") -> InboxFigures:
             filters["outcome"] = outcome
         return changelist("fedsx_inboxtally", site, **filters)
 
-    order = [InboxTally.ACCEPTED, *charted, *([OTHER] if rest else [])]
+    gone = [InboxTally.ACTOR_GONE] if totals.get(InboxTally.ACTOR_GONE) else []
+    order = [InboxTally.ACCEPTED, *gone, *charted, *([OTHER] if rest else [])]
     outcomes = [
         Figure(code, sum(slot.counts.get(code, 0) for slot in hours.values()), tally_url(code))
         for code in order
@@ -128,7 +129,7 @@ def inbox(now: datetime | None = None, site: str = "admin") -> InboxFigures:
             for code in order
             if slot.counts.get(code)
         ]
-    refused_total = sum(count for code, count in totals.items() if code != InboxTally.ACCEPTED)
+    refused_total = sum(count for code, count in totals.items() if code not in InboxTally.ANSWERED)
     refused_url = changelist(
         "fedsx_inboxtally",
         site,

@@ -60,6 +60,18 @@ def test_refusal_codes_beyond_the_top_five_are_summed_as_other(client, operator,
     assert client.get(other.url).context["cl"].result_count == 2
 
 
+def test_a_gone_actors_delete_is_charted_apart_and_is_no_refusal(client, operator, known):
+    from .conftest import tally
+
+    tally(1, "actor_gone", 6)
+    client.force_login(operator)
+    inbox = client.get(DASHBOARD).context["inbox"]
+    assert [f.label for f in inbox.outcomes][:2] == ["accepted", "actor_gone"]
+    assert by_label(inbox.outcomes)["actor_gone"] == 6
+    assert inbox.accepted.value == known["accepted"]
+    assert inbox.refused.value == known["refused"]
+
+
 def figures_of(context):
     inbox = context["inbox"]
     yield from inbox.outcomes

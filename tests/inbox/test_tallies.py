@@ -12,13 +12,16 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from fedsx import tallies
-from fedsx.models import InboxTally
+from fedsx.models import Actor, InboxTally
 from fedsx.tallies import Tally, inbox_tally
+from tests.metrics.conftest import value
 
-from .helpers import deliver
+from .helpers import deliver, stored_counts
 from .test_gate import follow
+from .test_keys import sender_at
 
 INBOX = "/actors/demo/inbox"
+REQUESTS = "fedsx_inbox_requests_total"
 
 
 @pytest.fixture(autouse=True)
@@ -92,3 +95,36 @@ def test_a_failed_flush_keeps_the_counts(db, monkeypatch):
     tally.add("too_large")
     tally.flush()
     assert saved() == {"too_large": 2}
+
+
+def gone_actor_deletes_itself(client, keyserver, known: bool) -> None:
+    sender = sender_at(keyserver.origin, "bob")
+    if known:
+        Actor.objects.create(ap_id=sender.ap_id, username="bob", domain="127.0.0.1")
+    keyserver.serve("/users/bob", {}, status=410)
+    delete = {"type": "Delete", "actor": sender.ap_id, "object": sender.ap_id}
+    assert deliver(client, INBOX, delete, sender).status_code == 202
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("known", [False, True], ids=["unknown", "known"])
+def test_a_gone_actors_delete_is_actor_gone_not_accepted_in_both_counts(
+    client, demo, keyserver, known
+):
+    # A 202 that stores nothing: /metrics and the dashboard count it the same, apart.
+    before = {code: value(REQUESTS, outcome=code) for code in ("accepted", "actor_gone")}
+    gone_actor_deletes_itself(client, keyserver, known)
+    assert stored_counts() == (0, 0)
+    inbox_tally.flush()
+    assert saved() == {"actor_gone": 1}
+    assert value(REQUESTS, outcome="actor_gone") == before["actor_gone"] + 1
+    assert value(REQUESTS, outcome="accepted") == before["accepted"]
+
+
+@pytest.mark.django_db
+def test_a_method_other_than_post_is_counted_in_both(client, demo):
+    before = value(REQUESTS, outcome="method_not_allowed")
+    assert client.get(INBOX).status_code == 405
+    inbox_tally.flush()
+    assert saved() == {"method_not_allowed": 1}
+    assert value(REQUESTS, outcome="method_not_allowed") == before + 1
