@@ -435,8 +435,8 @@ class Delivery(models.Model):
                 name="delivery_due",
             ),
             models.Index(fields=["host", "status"], name="delivery_host_status"),
-            # The dashboard's count by status, read from the index alone.
-            models.Index(fields=["status"], name="delivery_status"),
+            # The dashboard's counts: pending and held now, the others settled lately.
+            models.Index(fields=["status", "updated_at"], name="delivery_status_updated"),
             models.Index(fields=["inbox_url", "subject"], name="delivery_inbox_subject"),
         ]
 

@@ -1,8 +1,8 @@
 """The dashboard's figures, each with the admin list behind it.
 
 Every query reads an index or a kept counter, never a scan of the logs: the inbox from the
-hourly tallies (``fedsx.tallies``), deliveries by status from ``delivery_status`` (an
-index-only count), hosts from their own small table plus the (host, status) index, flow
+hourly tallies (``fedsx.tallies``), deliveries by status and time from
+``delivery_status_updated``, hosts from their own small table plus the (host, status) index, flow
 instances from their status index, unapplied entries from the partial index the sweeper
 uses. ``bench/dashboard.py`` times them over a million activities.
 """
@@ -148,19 +148,35 @@ def inbox(now: datetime | None = None, site: str = "admin") -> InboxFigures:
 # ── deliveries and hosts ───────────────────────────────────────────────────────────────
 
 
-def deliveries(site: str = "admin") -> list[Figure]:
-    """Deliveries by status, every status listed (zeros too), in the model's order."""
-    counts = dict(
-        Delivery.objects.order_by()
-        .values_list("status")
-        .annotate(n=Count("*"))
-        .values_list("status", "n")
-    )
+OPEN_STATUSES = (Delivery.Status.PENDING, Delivery.Status.HELD)
+
+
+def deliveries(now: datetime | None = None, site: str = "admin") -> list[Figure]:
+    """Deliveries pending and held now (all of them), then those that settled (delivered,
+    failed, expired, cancelled) in the last ``HOURS`` hours; zeros too. Both read the
+    (status, updated_at) index: a count of the settled ones reads the last day's entries
+    only, not every delivery ever kept."""
+    now = now or timezone.now()
+    since = now - timedelta(hours=HOURS)
+
+    def by_status(rows) -> dict[str, int]:
+        return dict(rows.order_by().values_list("status").annotate(n=Count("*")))
+
+    current = by_status(Delivery.objects.filter(status__in=OPEN_STATUSES))
+    settled = by_status(Delivery.objects.filter(status__in=Delivery.FINAL, updated_at__gte=since))
     return [
-        Figure(
-            status, counts.get(status, 0), changelist("fedsx_delivery", site, status__exact=status)
-        )
-        for status in Delivery.Status.values
+        *(
+            Figure(s, current.get(s, 0), changelist("fedsx_delivery", site, status__exact=s))
+            for s in OPEN_STATUSES
+        ),
+        *(
+            Figure(
+                s,
+                settled.get(s, 0),
+                changelist("fedsx_delivery", site, status__exact=s, updated_at__gte=_iso(since)),
+            )
+            for s in Delivery.FINAL
+        ),
     ]
 
 

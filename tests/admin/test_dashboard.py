@@ -3,10 +3,13 @@ open, who may see it, and an empty node."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from fedsx.models import InboxTally
+from fedsx.models import Delivery, InboxTally
 
 from .conftest import staff_with
 
@@ -70,6 +73,17 @@ def test_a_gone_actors_delete_is_charted_apart_and_is_no_refusal(client, operato
     assert by_label(inbox.outcomes)["actor_gone"] == 6
     assert inbox.accepted.value == known["accepted"]
     assert inbox.refused.value == known["refused"]
+
+
+def test_settled_deliveries_count_for_a_day_pending_and_held_for_ever(client, operator, known):
+    Delivery.objects.update(updated_at=timezone.now() - timedelta(hours=25))
+    client.force_login(operator)
+    shown = client.get(DASHBOARD).context["deliveries"]
+    settled = dict.fromkeys(("delivered", "failed", "expired", "cancelled"), 0)
+    assert by_label(shown) == {**known["deliveries"], **settled}
+    assert [f.label for f in shown][:2] == ["pending", "held"]
+    for figure in shown:  # the lists behind them agree
+        assert client.get(figure.url).context["cl"].result_count == figure.value, figure
 
 
 def figures_of(context):
