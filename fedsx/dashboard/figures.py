@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -183,14 +183,16 @@ def deliveries(now: datetime | None = None, site: str = "admin") -> list[Figure]
 def failing_hosts(site: str = "admin", limit: int = FAILING_HOSTS) -> list[HostRow]:
     """Hosts in trouble: unavailable first, then open breakers, then the most consecutive
     failures; each with its pending and held deliveries (one grouped query)."""
-    severity = {Host.State.UNAVAILABLE: 0, Host.State.OPEN: 1, Host.State.OK: 2}
-    troubled = list(
-        Host.objects.filter(~Q(state=Host.State.OK) | Q(consecutive_failures__gt=0)).order_by(
-            "-consecutive_failures", "-failing_days", "host"
-        )[: limit * 3]
+    severity = Case(
+        When(state=Host.State.UNAVAILABLE, then=Value(0)),
+        When(state=Host.State.OPEN, then=Value(1)),
+        default=Value(2),
     )
-    troubled.sort(key=lambda h: (severity.get(h.state, 2), -h.consecutive_failures, h.host))
-    troubled = troubled[:limit]
+    troubled = list(
+        Host.objects.filter(~Q(state=Host.State.OK) | Q(consecutive_failures__gt=0))
+        .annotate(severity=severity)
+        .order_by("severity", "-consecutive_failures", "-failing_days", "host")[:limit]
+    )
     counts = {
         (host, status): n
         for host, status, n in Delivery.objects.filter(

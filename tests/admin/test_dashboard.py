@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from fedsx.models import Delivery, InboxTally
+from fedsx.models import Delivery, Host, InboxTally
 
 from .conftest import staff_with
 
@@ -176,3 +176,18 @@ def test_the_admin_index_links_to_the_dashboard(client, operator):
     assert f'href="{DASHBOARD}"' in body
     client.force_login(staff_with(username="nobody"))
     assert DASHBOARD not in client.get(reverse("admin:index")).content.decode()
+
+
+@pytest.mark.django_db
+def test_an_unavailable_host_with_few_failures_leads_the_failing_hosts(client, operator):
+    from fedsx.dashboard.figures import FAILING_HOSTS
+
+    for n in range(FAILING_HOSTS * 3 + 5):  # more than any cut before the sort would keep
+        Host.objects.create(host=f"flaky{n}.example", state="ok", consecutive_failures=50 + n)
+    Host.objects.create(host="open.example", state="open", consecutive_failures=2)
+    Host.objects.create(host="gone.example", state="unavailable", consecutive_failures=1)
+    client.force_login(operator)
+    rows = client.get(DASHBOARD).context["failing_hosts"]
+    assert len(rows) == FAILING_HOSTS
+    hosts = [row.host.host for row in rows]
+    assert hosts[:3] == ["gone.example", "open.example", f"flaky{FAILING_HOSTS * 3 + 4}.example"]
