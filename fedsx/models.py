@@ -211,6 +211,9 @@ class Activity(models.Model):
             models.Index(fields=["type"], name="activity_type"),
             models.Index(fields=["object_id"], name="activity_object_id"),
             models.Index(fields=["received_at"], name="activity_received_at"),
+            # ?actor= in the API and the admin, newest first (the unique constraint leads
+            # with ap_id, so it cannot answer it).
+            models.Index(fields=["actor", "id"], name="activity_actor_id"),
         ]
 
     def __str__(self) -> str:
