@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import datetime
 
 import pytest
 from django.db import connection
+from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -33,11 +35,17 @@ def _empty_tally():
 
 
 def saved() -> dict[str, int]:
-    return dict(InboxTally.objects.values_list("outcome", "count"))
+    """Counts by outcome, summed over hours: a test may run across the top of an hour."""
+    return dict(InboxTally.objects.values_list("outcome").annotate(n=Sum("count")).order_by())
+
+
+def this_hour() -> datetime:
+    return timezone.now().replace(minute=0, second=0, microsecond=0)
 
 
 @pytest.mark.django_db
 def test_accepted_and_refused_requests_are_counted_by_outcome(client, demo, bob_remote):
+    first_hour = this_hour()
     for n in range(3):
         assert deliver(client, INBOX, follow(bob_remote, n=n), bob_remote).status_code == 202
     assert deliver(client, INBOX, follow(bob_remote, n=0), bob_remote).status_code == 202  # again
@@ -48,8 +56,8 @@ def test_accepted_and_refused_requests_are_counted_by_outcome(client, demo, bob_
     assert saved() == {}  # counted in process only, so far
     inbox_tally.flush()
     assert saved() == {"accepted": 4, "unsupported_media_type": 1, "digest_mismatch": 1}
-    hour = InboxTally.objects.values_list("hour", flat=True).first()
-    assert hour == timezone.now().replace(minute=0, second=0, microsecond=0)
+    hours = set(InboxTally.objects.values_list("hour", flat=True))
+    assert hours <= {first_hour, this_hour()}  # the hour each request came in
 
 
 @pytest.mark.django_db
@@ -90,7 +98,7 @@ def test_a_failed_flush_keeps_the_counts(db, monkeypatch):
 
     monkeypatch.setattr(tallies, "save", down)
     tally.flush()
-    assert tally.counts[(int(time.time() // 3600), "too_large")] == 1
+    assert sum(n for (_, code), n in tally.counts.items() if code == "too_large") == 1
     monkeypatch.undo()
     tally.add("too_large")
     tally.flush()
