@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from .dashboard import admin as dashboard_admin
-from .hosts import with_delivery_counts
+from .hosts import HOST_COUNTED, with_delivery_counts
 from .models import (
     Activity,
     Actor,
@@ -344,9 +344,6 @@ def _count_column(status: str):
     column.short_description = status
     column.admin_order_field = f"n_{status}"
     return column
-
-
-HOST_COUNTED = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
 
 
 @admin.register(Host)

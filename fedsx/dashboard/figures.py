@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ..conf import fedsx_settings
+from ..hosts import HOST_COUNTED
 from ..models import Delivery, Host, InboxTally
 
 HOURS = 24
@@ -148,9 +149,6 @@ def inbox(now: datetime | None = None, site: str = "admin") -> InboxFigures:
 # ── deliveries and hosts ───────────────────────────────────────────────────────────────
 
 
-OPEN_STATUSES = (Delivery.Status.PENDING, Delivery.Status.HELD)
-
-
 def deliveries(now: datetime | None = None, site: str = "admin") -> list[Figure]:
     """Deliveries pending and held now (all of them), then those that settled (delivered,
     failed, expired, cancelled) in the last ``HOURS`` hours; zeros too. Both read the
@@ -162,12 +160,12 @@ def deliveries(now: datetime | None = None, site: str = "admin") -> list[Figure]
     def by_status(rows) -> dict[str, int]:
         return dict(rows.order_by().values_list("status").annotate(n=Count("*")))
 
-    current = by_status(Delivery.objects.filter(status__in=OPEN_STATUSES))
+    current = by_status(Delivery.objects.filter(status__in=HOST_COUNTED))
     settled = by_status(Delivery.objects.filter(status__in=Delivery.FINAL, updated_at__gte=since))
     return [
         *(
             Figure(s, current.get(s, 0), changelist("fedsx_delivery", site, status__exact=s))
-            for s in OPEN_STATUSES
+            for s in HOST_COUNTED
         ),
         *(
             Figure(
@@ -197,7 +195,7 @@ def failing_hosts(site: str = "admin", limit: int = FAILING_HOSTS) -> list[HostR
         (host, status): n
         for host, status, n in Delivery.objects.filter(
             host__in=[h.host for h in troubled],
-            status__in=[Delivery.Status.PENDING, Delivery.Status.HELD],
+            status__in=HOST_COUNTED,
         )
         .order_by()
         .values_list("host", "status")
