@@ -146,7 +146,7 @@ def main() -> None:
         print(f"\n{'query':<28} {'median ms':>10} {'max ms':>8}   ({args.rounds} runs)")
         parts = {
             "inbox, 24 h by outcome": figures.inbox,
-            "deliveries by status": figures.deliveries,
+            "deliveries, now and 24 h": figures.deliveries,
             "hosts failing most": figures.failing_hosts,
             "instances by status": figures.instances_by_status,
             "instances waiting": figures.instances_waiting,

@@ -15,7 +15,7 @@ from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from .dashboard import admin as dashboard_admin
-from .hosts import with_delivery_counts
+from .hosts import HOST_COUNTED, with_delivery_counts
 from .models import (
     Activity,
     Actor,
@@ -347,9 +347,6 @@ def _count_column(status: str):
     column.short_description = status
     column.admin_order_field = f"n_{status}"
     return column
-
-
-HOST_COUNTED = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
 
 
 @admin.register(Host)

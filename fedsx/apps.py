@@ -10,7 +10,8 @@ class FedsxConfig(AppConfig):
         # Connect the signals that keep the per-process caches honest.
         from django.core.signals import request_started
 
-        from . import blocks, delivery, inbox, jobs  # noqa: F401
+        from . import blocks, delivery, inbox, jobs, tallies  # noqa: F401
 
         delivery.register()  # deliveries are a job kind (fedsx/jobs.py)
+        tallies.register()  # the inbox counts' flush is a chore of the same ticker
         request_started.connect(jobs.on_request_started, dispatch_uid="fedsx.jobs.serving")

@@ -75,7 +75,8 @@ DEFAULTS: dict[str, Any] = {
     "HOST_UNAVAILABLE_AFTER_DAYS": 7,
     "UNAVAILABLE_PROBE_SECONDS": 3600,
     # With no broker (the embedded node), run deliveries on a background thread of the
-    # serving process and sweep retries and timers from a ticker thread (fedsx/jobs.py).
+    # serving process and sweep retries and timers from a ticker thread (fedsx/jobs.py);
+    # with a broker too, that ticker runs each serving process's chores (the tally flush).
     # Off only where something else drives the work (the test suite calls it directly).
     "JOBS_IN_PROCESS_THREADS": True,
     # Flows (flows/waits.py): how often (seconds) due timers are woken (celery beat's

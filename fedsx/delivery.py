@@ -429,8 +429,9 @@ def retry(queryset) -> list[int]:
     """Send these deliveries again now, whatever they ended as (but delivered ones);
     returns the ids handed out."""
     ids = list(queryset.exclude(status=Status.DELIVERED).values_list("pk", flat=True))
+    now = timezone.now()
     Delivery.objects.filter(pk__in=ids).update(
-        status=Status.PENDING, next_attempt_at=timezone.now(), claimed_until=None
+        status=Status.PENDING, next_attempt_at=now, claimed_until=None, updated_at=now
     )
     if ids:
         transaction.on_commit(lambda: jobs.dispatch(DELIVERIES, ids))
@@ -440,7 +441,7 @@ def retry(queryset) -> list[int]:
 def cancel(queryset) -> int:
     """Stop trying: pending and held deliveries become cancelled."""
     return queryset.filter(status__in=[Status.PENDING, Status.HELD]).update(
-        status=Status.CANCELLED, claimed_until=None
+        status=Status.CANCELLED, claimed_until=None, updated_at=timezone.now()
     )
 
 

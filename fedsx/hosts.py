@@ -173,6 +173,11 @@ def probes_due() -> list[int]:
     return ids
 
 
+# The deliveries a host still has to take: counted per host by the admin, the API and the
+# dashboard.
+HOST_COUNTED = (Delivery.Status.PENDING, Delivery.Status.HELD)
+
+
 def with_delivery_counts(hosts, *statuses: str):
     """``hosts`` annotated with ``n_<status>``: how many of each host's deliveries are in
     each status (one subquery per status, on the (host, status) index)."""

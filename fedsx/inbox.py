@@ -61,8 +61,10 @@ def error_response(rejection: FederationError) -> HttpResponse:
     return response
 
 
-def accepted(detail: str = "accepted") -> HttpResponse:
-    return json_response(202, {"status": detail})
+def accepted(detail: str = "accepted", outcome: str = InboxTally.ACCEPTED) -> HttpResponse:
+    response = json_response(202, {"status": detail})
+    response.inbox_outcome = outcome  # what the view counts it as
+    return response
 
 
 class InboxView(View):
@@ -96,11 +98,12 @@ class InboxView(View):
                     {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
                 )
             )
-        inbox_tally.add(InboxTally.ACCEPTED)
-        metrics.inbox_accepted()
+        inbox_tally.add(response.inbox_outcome)
+        metrics.inbox_accepted(response.inbox_outcome)
         return response
 
     def http_method_not_allowed(self, request, *args, **kwargs) -> HttpResponse:
+        inbox_tally.add("method_not_allowed")
         metrics.inbox_refused("method_not_allowed", 405)
         response = error_response(
             FederationError(405, "method_not_allowed", "an inbox only accepts POST")
@@ -124,12 +127,14 @@ def receive(request: HttpRequest, name: str | None) -> HttpResponse:
     if is_unknown_actor_deleting_itself(activity, signature.key_id):
         # Nothing of it here to drop: answered without a fetch, as deleted accounts' Deletes
         # come in floods and their keys are gone anyway. Nothing is stored.
-        return accepted("unknown actor deleted")
+        return accepted("unknown actor deleted", InboxTally.ACTOR_GONE)
     try:
         key = keys.key_for(signature.key_id)
     except keys.KeyUnavailable as exc:
         if exc.gone and is_self_delete(activity, signature.key_id):
-            return accepted("actor deleted")  # the common Delete flood: nothing to store
+            return accepted(
+                "actor deleted", InboxTally.ACTOR_GONE
+            )  # the common Delete flood: nothing to store
         raise key_rejection(exc) from None
     key = verify(signed, signature, key)
     forwarded_by = ""

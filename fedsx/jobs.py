@@ -21,6 +21,10 @@ that finds what is overdue. ``after_commit(kind, ids)`` is all an app calls:
   in a serving process (``serving()``); a management command does its work inline before
   it exits (``manage.py follow`` has sent its Follow when it returns).
 
+The same ticker also runs the process's own *chores* (``every(seconds, fn)``), with a
+broker or without: housekeeping of this process's memory, such as flushing the inbox's
+counts (fedsx/tallies.py). Every serving process has one ticker thread, whatever it runs.
+
 Nothing is lost when the broker is down or a process dies before its courier published:
 the rows are still due, and the next sweep hands them out. Every kind's work is idempotent
 (claims, unique keys), so handing something out twice costs a little work, nothing more.
@@ -152,13 +156,14 @@ _serving = False
 
 def serving() -> None:
     """Mark this process as long-lived (it serves requests): in-process work that must not
-    hold a request goes to background threads, and with no broker the ticker sweeps in
-    celery beat's place, so retries fire on a quiet node. The node's WSGI module calls it
-    at start; in a host project the first request does (``request_started``)."""
+    hold a request goes to background threads, the ticker runs the chores, and with no
+    broker it sweeps in celery beat's place too, so retries fire on a quiet node. The
+    node's WSGI module calls it at start; in a host project the first request does
+    (``request_started``)."""
     global _serving
     _serving = True
-    if threads_allowed() and runs_in_process():
-        ticker()
+    if threads_allowed():
+        ticker()  # chores always; sweeps too when there is no broker
 
 
 def on_request_started(sender: Any = None, **kwargs: Any) -> None:
@@ -207,8 +212,28 @@ def _background() -> ThreadPoolExecutor:
         return _executor
 
 
+@dataclass(frozen=True)
+class Chore:
+    """Housekeeping of one process, run by its ticker every ``interval`` seconds."""
+
+    name: str
+    run: Callable[[], Any]
+    interval: float
+
+
+_chores: dict[str, Chore] = {}
+
+
+def every(seconds: float, fn: Callable[[], Any], name: str) -> None:
+    """Run ``fn`` every ``seconds`` on the ticker of each serving process, with a broker or
+    without (apps call this in ``ready()``; registering a name again replaces it). The
+    ticker closes its database connections after each tick: no idle one per process."""
+    _chores[name] = Chore(name, fn, float(seconds))
+
+
 class Ticker:
-    """celery beat's stand-in on the embedded node: every kind's sweep at its interval."""
+    """Each serving process's one background clock: the chores at their intervals and,
+    with no broker (celery beat's stand-in), every kind's sweep at its interval."""
 
     TICK = 0.5  # seconds between looks at the clock
 
@@ -216,6 +241,7 @@ class Ticker:
         self.pid = os.getpid()
         self.stopped = threading.Event()
         self.swept_at: dict[str, float] = {}
+        self.done_at: dict[str, float] = {}  # chores
         self.thread = threading.Thread(target=self._run, name="fedsx-ticker", daemon=True)
         if start:
             self.thread.start()
@@ -229,6 +255,16 @@ class Ticker:
 
     def tick(self) -> None:
         now = time.monotonic()
+        for chore in list(_chores.values()):
+            if now - self.done_at.get(chore.name, float("-inf")) < chore.interval:
+                continue
+            self.done_at[chore.name] = now
+            try:
+                chore.run()
+            except Exception:
+                logger.exception("chore %s failed", chore.name)
+        if not runs_in_process():
+            return  # the broker's workers and celery beat sweep
         for kind in list(_kinds.values()):
             if now - self.swept_at.get(kind.name, float("-inf")) < kind.interval():
                 continue
@@ -259,6 +295,8 @@ def stop_in_process() -> None:
     with _ticker_lock:
         if _ticker is not None:
             _ticker.stopped.set()
+            if _ticker.thread.is_alive() and _ticker.thread is not threading.current_thread():
+                _ticker.thread.join(timeout=10)  # its tick done, its connections closed
             _ticker = None
     with _executor_lock:
         if _executor is not None:

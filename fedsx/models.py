@@ -212,6 +212,9 @@ class Activity(models.Model):
             models.Index(fields=["type"], name="activity_type"),
             models.Index(fields=["object_id"], name="activity_object_id"),
             models.Index(fields=["received_at"], name="activity_received_at"),
+            # ?actor= in the API and the admin, newest first (the unique constraint leads
+            # with ap_id, so it cannot answer it).
+            models.Index(fields=["actor", "id"], name="activity_actor_id"),
         ]
 
     def __str__(self) -> str:
@@ -455,8 +458,8 @@ class Delivery(models.Model):
                 name="delivery_due",
             ),
             models.Index(fields=["host", "status"], name="delivery_host_status"),
-            # The dashboard's count by status, read from the index alone.
-            models.Index(fields=["status"], name="delivery_status"),
+            # The dashboard's counts: pending and held now, the others settled lately.
+            models.Index(fields=["status", "updated_at"], name="delivery_status_updated"),
             models.Index(fields=["inbox_url", "subject"], name="delivery_inbox_subject"),
         ]
 
@@ -469,13 +472,16 @@ class Delivery(models.Model):
 
 
 class InboxTally(models.Model):
-    """Inbox requests in one hour with one outcome: ``accepted`` or a refusal's error code.
+    """Inbox requests in one hour with one outcome: ``accepted``, ``actor_gone`` (a 202 to
+    a deleted actor's Delete, which stores nothing) or a refusal's error code.
 
     Refused requests are stored nowhere else (nothing unverified is stored), so the
     dashboard's inbox figures are these counts, kept by ``fedsx.tallies`` in batches.
     """
 
     ACCEPTED = "accepted"
+    ACTOR_GONE = "actor_gone"
+    ANSWERED = (ACCEPTED, ACTOR_GONE)  # the 202s: every other outcome is a refusal
 
     hour = models.DateTimeField(help_text="The start of the hour (UTC).")
     outcome = models.CharField(max_length=64)

@@ -3,9 +3,10 @@
 Refused requests are stored nowhere (nothing unverified is), so the dashboard's inbox
 figures are counts: ``inbox_tally.add(outcome)`` adds one to this process's tally (a dict
 under a lock, about a microsecond), and a flush adds the tally to the ``InboxTally`` rows
-with one upsert per (hour, outcome). In a serving process (``jobs.threads_allowed()``) a
-background thread flushes every ``FLUSH_SECONDS``, so no request ever waits on it; in any
-other process the request that finds the interval over flushes inline. What is left is
+with one upsert per (hour, outcome). In a serving process (``jobs.threads_allowed()``) the
+flush is a chore of the jobs layer's ticker (``jobs.every``), every ``FLUSH_SECONDS``, so no
+request ever waits on it; in any other process the request that finds the interval over
+flushes inline. What is left is
 flushed at exit, and the dashboard flushes its own process's tally before it reads. A
 process killed outright loses at most its last few seconds of counts: these are figures to
 watch, not records.
@@ -29,6 +30,7 @@ from .models import InboxTally
 logger = logging.getLogger("fedsx.tallies")
 
 FLUSH_SECONDS = 5.0
+CHORE = "inbox-tally"  # its name among the jobs layer's chores
 HOUR = 3600
 
 
@@ -40,7 +42,6 @@ class Tally:
         self.counts: Counter[tuple[int, str]] = Counter()
         self.flushed_at = time.monotonic()
         self.pid = os.getpid()
-        self.thread: threading.Thread | None = None
 
     def add(self, outcome: str) -> None:
         if self.pid != os.getpid():
@@ -51,7 +52,7 @@ class Tally:
         if time.monotonic() - self.flushed_at < FLUSH_SECONDS:
             return
         if jobs.threads_allowed():
-            self._start_thread()
+            jobs.ticker()  # its chore flushes (started here in a child forked after serving())
         else:
             self.flush()
 
@@ -59,24 +60,12 @@ class Tally:
         """A child of a process that counted: the parent's counts are the parent's."""
         self.lock = threading.Lock()
         self.counts = Counter()
-        self.pid, self.thread = os.getpid(), None
-
-    def _start_thread(self) -> None:
-        if self.thread is not None:
-            return
-        with self.lock:
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="fedsx-tally", daemon=True)
-                self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(FLUSH_SECONDS)
-            connections["default"].close_if_unusable_or_obsolete()
-            self.flush()
+        self.pid = os.getpid()
 
     def flush(self) -> None:
         """Add the counts to the database; on failure keep them for the next flush."""
+        if self.pid != os.getpid():
+            self._forked()
         with self.lock:
             counts, self.counts = self.counts, Counter()
             self.flushed_at = time.monotonic()
@@ -111,6 +100,11 @@ def save(counts: Counter[tuple[int, str]], using: str = "default") -> None:
 
 
 inbox_tally = Tally()
+
+
+def register() -> None:
+    """The flush as a chore of every serving process's ticker (apps call it in ``ready()``)."""
+    jobs.every(FLUSH_SECONDS, inbox_tally.flush, name=CHORE)
 
 
 @atexit.register

@@ -23,8 +23,6 @@ from .serializers import (
 )
 from .viewsets import ApiViewSet
 
-HOST_COUNTED = (Delivery.Status.PENDING, Delivery.Status.HELD)
-
 
 @extend_schema_view(
     list=extend_schema(summary="List deliveries, newest first (filter by status, host)"),
@@ -78,7 +76,7 @@ HOST_NAME = OpenApiParameter("host", str, OpenApiParameter.PATH, description="ho
     ),
 )
 class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    queryset = hosts.with_delivery_counts(Host.objects.all(), *HOST_COUNTED)
+    queryset = hosts.with_delivery_counts(Host.objects.all(), *hosts.HOST_COUNTED)
     serializer_class = HostSerializer
     filterset_class = HostFilter
     lookup_field = "host"

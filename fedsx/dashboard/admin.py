@@ -71,8 +71,11 @@ def dashboard(request: HttpRequest, site: AdminSite) -> TemplateResponse:
             f"Inbox requests per hour, last {figures.HOURS} hours", inbox.hours, colours
         )
     if "deliveries" in allowed:
-        context["deliveries"] = figures.deliveries(site.name)
-        context["deliveries_chart"] = charts.bars("Deliveries by status", context["deliveries"])
+        context["deliveries"] = figures.deliveries(now, site.name)
+        context["deliveries_chart"] = charts.bars(
+            f"Deliveries pending and held now, settled in the last {figures.HOURS} hours",
+            context["deliveries"],
+        )
     if "hosts" in allowed:
         context["failing_hosts"] = figures.failing_hosts(site.name)
     if "flows" in allowed:
@@ -99,11 +102,11 @@ def tiles(context: dict) -> list[tuple[figures.Figure, str, str]]:
             (inbox.refused, f"inbox refused, {figures.HOURS} h", charts.colour("failed")),
         ]
     for key, noun, labels in (
-        ("deliveries", "deliveries", ("pending", "held", "failed")),
-        ("instances", "flow instances", ("suspended", "crashed")),
+        ("deliveries", "deliveries", {"pending": "", "held": "", "failed": f", {figures.HOURS} h"}),
+        ("instances", "flow instances", {"suspended": "", "crashed": ""}),
     ):
         shown += [
-            (f, f"{noun} {f.label}", charts.colour(f.label))
+            (f, f"{noun} {f.label}{labels[f.label]}", charts.colour(f.label))
             for f in context.get(key, [])
             if f.label in labels
         ]

@@ -16,6 +16,7 @@ from .figures import Figure, Hour
 PALETTE = {
     # the inbox
     "accepted": "#2e7d32",
+    "actor_gone": "#9e9d24",
     "other": "#757575",
     # deliveries
     "delivered": "#2e7d32",
@@ -42,11 +43,12 @@ def colour(name: str, index: int = 0) -> str:
 
 
 def outcome_colours(outcomes: Sequence[Figure]) -> dict[str, str]:
-    """The inbox's colours: accepted and other fixed, refusal codes in frequency order."""
-    reasons = [f.label for f in outcomes if f.label not in ("accepted", "other")]
+    """The inbox's colours: the 202s and other fixed, refusal codes in frequency order."""
+    fixed = ("accepted", "actor_gone", "other")
+    reasons = [f.label for f in outcomes if f.label not in fixed]
     return {
         f.label: PALETTE.get(f.label)
-        if f.label in ("accepted", "other")
+        if f.label in fixed
         else REASON_COLOURS[reasons.index(f.label) % len(REASON_COLOURS)]
         for f in outcomes
     }

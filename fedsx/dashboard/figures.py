@@ -1,8 +1,8 @@
 """The dashboard's figures, each with the admin list behind it.
 
 Every query reads an index or a kept counter, never a scan of the logs: the inbox from the
-hourly tallies (``fedsx.tallies``), deliveries by status from ``delivery_status`` (an
-index-only count), hosts from their own small table plus the (host, status) index, flow
+hourly tallies (``fedsx.tallies``), deliveries by status and time from
+``delivery_status_updated``, hosts from their own small table plus the (host, status) index, flow
 instances from their status index, unapplied entries from the partial index the sweeper
 uses. ``bench/dashboard.py`` times them over a million activities.
 """
@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
 from ..conf import fedsx_settings
+from ..hosts import HOST_COUNTED
 from ..models import Delivery, Host, InboxTally
 
 HOURS = 24
@@ -49,7 +50,7 @@ class Hour:
 @dataclass
 class InboxFigures:
     hours: list[Hour]
-    outcomes: list[Figure]  # accepted first, then the charted reasons, then "other"
+    outcomes: list[Figure]  # accepted, actor_gone, the charted reasons, then "other"
     accepted: Figure
     refused: Figure
 
@@ -99,7 +100,7 @@ def inbox(now: datetime | None = None, site: str = "admin") -> InboxFigures:
         if slot is not None:
             slot.counts[outcome] = slot.counts.get(outcome, 0) + count
     reasons = sorted(
-        (code for code in totals if code != InboxTally.ACCEPTED), key=lambda c: (-totals[c], c)
+        (code for code in totals if code not in InboxTally.ANSWERED), key=lambda c: (-totals[c], c)
     )
     charted, rest = reasons[:TOP_REASONS], set(reasons[TOP_REASONS:])
     if rest:
@@ -116,7 +117,8 @@ def inbox(now: datetime | None = None, site: str = "admin") -> InboxFigures:
             filters["outcome"] = outcome
         return changelist("fedsx_inboxtally", site, **filters)
 
-    order = [InboxTally.ACCEPTED, *charted, *([OTHER] if rest else [])]
+    gone = [InboxTally.ACTOR_GONE] if totals.get(InboxTally.ACTOR_GONE) else []
+    order = [InboxTally.ACCEPTED, *gone, *charted, *([OTHER] if rest else [])]
     outcomes = [
         Figure(code, sum(slot.counts.get(code, 0) for slot in hours.values()), tally_url(code))
         for code in order
@@ -128,7 +130,7 @@ def inbox(now: datetime | None = None, site: str = "admin") -> InboxFigures:
             for code in order
             if slot.counts.get(code)
         ]
-    refused_total = sum(count for code, count in totals.items() if code != InboxTally.ACCEPTED)
+    refused_total = sum(count for code, count in totals.items() if code not in InboxTally.ANSWERED)
     refused_url = changelist(
         "fedsx_inboxtally",
         site,
@@ -147,38 +149,53 @@ def inbox(now: datetime | None = None, site: str = "admin") -> InboxFigures:
 # ── deliveries and hosts ───────────────────────────────────────────────────────────────
 
 
-def deliveries(site: str = "admin") -> list[Figure]:
-    """Deliveries by status, every status listed (zeros too), in the model's order."""
-    counts = dict(
-        Delivery.objects.order_by()
-        .values_list("status")
-        .annotate(n=Count("*"))
-        .values_list("status", "n")
-    )
+def deliveries(now: datetime | None = None, site: str = "admin") -> list[Figure]:
+    """Deliveries pending and held now (all of them), then those that settled (delivered,
+    failed, expired, cancelled) in the last ``HOURS`` hours; zeros too. Both read the
+    (status, updated_at) index: a count of the settled ones reads the last day's entries
+    only, not every delivery ever kept."""
+    now = now or timezone.now()
+    since = now - timedelta(hours=HOURS)
+
+    def by_status(rows) -> dict[str, int]:
+        return dict(rows.order_by().values_list("status").annotate(n=Count("*")))
+
+    current = by_status(Delivery.objects.filter(status__in=HOST_COUNTED))
+    settled = by_status(Delivery.objects.filter(status__in=Delivery.FINAL, updated_at__gte=since))
     return [
-        Figure(
-            status, counts.get(status, 0), changelist("fedsx_delivery", site, status__exact=status)
-        )
-        for status in Delivery.Status.values
+        *(
+            Figure(s, current.get(s, 0), changelist("fedsx_delivery", site, status__exact=s))
+            for s in HOST_COUNTED
+        ),
+        *(
+            Figure(
+                s,
+                settled.get(s, 0),
+                changelist("fedsx_delivery", site, status__exact=s, updated_at__gte=_iso(since)),
+            )
+            for s in Delivery.FINAL
+        ),
     ]
 
 
 def failing_hosts(site: str = "admin", limit: int = FAILING_HOSTS) -> list[HostRow]:
     """Hosts in trouble: unavailable first, then open breakers, then the most consecutive
     failures; each with its pending and held deliveries (one grouped query)."""
-    severity = {Host.State.UNAVAILABLE: 0, Host.State.OPEN: 1, Host.State.OK: 2}
-    troubled = list(
-        Host.objects.filter(~Q(state=Host.State.OK) | Q(consecutive_failures__gt=0)).order_by(
-            "-consecutive_failures", "-failing_days", "host"
-        )[: limit * 3]
+    severity = Case(
+        When(state=Host.State.UNAVAILABLE, then=Value(0)),
+        When(state=Host.State.OPEN, then=Value(1)),
+        default=Value(2),
     )
-    troubled.sort(key=lambda h: (severity.get(h.state, 2), -h.consecutive_failures, h.host))
-    troubled = troubled[:limit]
+    troubled = list(
+        Host.objects.filter(~Q(state=Host.State.OK) | Q(consecutive_failures__gt=0))
+        .annotate(severity=severity)
+        .order_by("severity", "-consecutive_failures", "-failing_days", "host")[:limit]
+    )
     counts = {
         (host, status): n
         for host, status, n in Delivery.objects.filter(
             host__in=[h.host for h in troubled],
-            status__in=[Delivery.Status.PENDING, Delivery.Status.HELD],
+            status__in=HOST_COUNTED,
         )
         .order_by()
         .values_list("host", "status")

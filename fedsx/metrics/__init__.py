@@ -117,9 +117,11 @@ def _child(metric, *values: str):
 _ACCEPTED = INBOX_REQUESTS.labels("accepted")
 
 
-def inbox_accepted() -> None:
+def inbox_accepted(outcome: str = "accepted") -> None:
+    """A 202: ``accepted`` (stored), or ``actor_gone`` (a deleted actor's Delete, nothing
+    stored)."""
     if enabled():
-        _ACCEPTED.inc()
+        (_ACCEPTED if outcome == "accepted" else _child(INBOX_REQUESTS, outcome)).inc()
 
 
 def inbox_refused(code: str, status: int) -> None:

@@ -3,10 +3,13 @@ open, who may see it, and an empty node."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from fedsx.models import InboxTally
+from fedsx.models import Delivery, Host, InboxTally
 
 from .conftest import staff_with
 
@@ -58,6 +61,29 @@ def test_refusal_codes_beyond_the_top_five_are_summed_as_other(client, operator,
     assert other.value == 4  # bad_signature 3 + domain_blocked 1
     assert inbox.refused.value == 4 + sum(range(10, 15))
     assert client.get(other.url).context["cl"].result_count == 2
+
+
+def test_a_gone_actors_delete_is_charted_apart_and_is_no_refusal(client, operator, known):
+    from .conftest import tally
+
+    tally(1, "actor_gone", 6)
+    client.force_login(operator)
+    inbox = client.get(DASHBOARD).context["inbox"]
+    assert [f.label for f in inbox.outcomes][:2] == ["accepted", "actor_gone"]
+    assert by_label(inbox.outcomes)["actor_gone"] == 6
+    assert inbox.accepted.value == known["accepted"]
+    assert inbox.refused.value == known["refused"]
+
+
+def test_settled_deliveries_count_for_a_day_pending_and_held_for_ever(client, operator, known):
+    Delivery.objects.update(updated_at=timezone.now() - timedelta(hours=25))
+    client.force_login(operator)
+    shown = client.get(DASHBOARD).context["deliveries"]
+    settled = dict.fromkeys(("delivered", "failed", "expired", "cancelled"), 0)
+    assert by_label(shown) == {**known["deliveries"], **settled}
+    assert [f.label for f in shown][:2] == ["pending", "held"]
+    for figure in shown:  # the lists behind them agree
+        assert client.get(figure.url).context["cl"].result_count == figure.value, figure
 
 
 def figures_of(context):
@@ -150,3 +176,18 @@ def test_the_admin_index_links_to_the_dashboard(client, operator):
     assert f'href="{DASHBOARD}"' in body
     client.force_login(staff_with(username="nobody"))
     assert DASHBOARD not in client.get(reverse("admin:index")).content.decode()
+
+
+@pytest.mark.django_db
+def test_an_unavailable_host_with_few_failures_leads_the_failing_hosts(client, operator):
+    from fedsx.dashboard.figures import FAILING_HOSTS
+
+    for n in range(FAILING_HOSTS * 3 + 5):  # more than any cut before the sort would keep
+        Host.objects.create(host=f"flaky{n}.example", state="ok", consecutive_failures=50 + n)
+    Host.objects.create(host="open.example", state="open", consecutive_failures=2)
+    Host.objects.create(host="gone.example", state="unavailable", consecutive_failures=1)
+    client.force_login(operator)
+    rows = client.get(DASHBOARD).context["failing_hosts"]
+    assert len(rows) == FAILING_HOSTS
+    hosts = [row.host.host for row in rows]
+    assert hosts[:3] == ["gone.example", "open.example", f"flaky{FAILING_HOSTS * 3 + 4}.example"]

@@ -6,6 +6,7 @@ kept under the test run's temporary folder (its path is printed)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -25,10 +26,27 @@ FLAGS = [
     "--disable-sync",
 ]
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="chromium is not installed (apt-get install chromium; .ci/run installs it)",
-)
+MISSING = "chromium is not installed (apt-get install chromium; .ci/run installs it)"
+
+
+def chromium_or_skip() -> str:
+    """The browser, or a skip on a developer's machine without it; in CI (``CI`` set, as
+    ``.ci/run`` sets it) a missing browser fails the run: the check must never vanish."""
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"{MISSING}; CI must run the browser check", pytrace=False)
+    pytest.skip(MISSING)
+
+
+def test_a_missing_chromium_fails_in_ci_and_skips_elsewhere(monkeypatch):
+    monkeypatch.setattr(f"{__name__}.CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the browser check"):
+        chromium_or_skip()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        chromium_or_skip()
 
 
 @pytest.fixture
@@ -64,6 +82,7 @@ def console_error(message, problems: list[str]) -> None:
 
 
 def test_the_dashboard_renders_in_chromium(live_server, operator, busy_day, tmp_path_factory):
+    chromium = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     profile = tmp_path_factory.mktemp("chromium-profile")
@@ -73,7 +92,7 @@ def test_the_dashboard_renders_in_chromium(live_server, operator, busy_day, tmp_
         # A fresh --user-data-dir: Playwright takes it as the persistent context's folder.
         browser = playwright.chromium.launch_persistent_context(
             str(profile),
-            executable_path=CHROMIUM,
+            executable_path=chromium,
             args=FLAGS,
             headless=True,
             viewport={"width": 1280, "height": 900},

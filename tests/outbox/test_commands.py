@@ -471,6 +471,20 @@ def test_deliveries_cancel(rows):
     }
 
 
+def test_cancel_and_retry_stamp_the_change(rows):
+    # The dashboard counts deliveries settled in the last day by updated_at.
+    from fedsx import delivery
+
+    long_ago = timezone.now() - timedelta(days=2)
+    Delivery.objects.update(updated_at=long_ago)
+    assert delivery.cancel(Delivery.objects.filter(pk=rows["pending"].pk)) == 1
+    assert delivery.retry(Delivery.objects.filter(pk=rows["failed"].pk)) == [rows["failed"].pk]
+    stamped = dict(Delivery.objects.values_list("pk", "updated_at"))
+    assert stamped[rows["pending"].pk] > timezone.now() - timedelta(minutes=1)
+    assert stamped[rows["failed"].pk] > timezone.now() - timedelta(minutes=1)
+    assert stamped[rows["held"].pk] == long_ago
+
+
 def test_deliveries_cancel_refusals(rows):
     for status in (Status.DELIVERED, Status.FAILED, Status.CANCELLED):
         refused("deliveries", "cancel", str(rows[status].pk), match=rf"is {status}: only")
