@@ -134,6 +134,21 @@ class TestIntegrityProof:
         document = Actor.objects.get(ap_id=stale["id"]).document
         assert document["assertionMethod"][0]["publicKeyMultibase"] == new
 
+    def test_assertion_key_unavailable_just_now_is_a_503(
+        self, client, demo, relay, keyserver, settings
+    ):
+        """A key fetch past the host's budget is worth retrying: answered as the gate's own."""
+        settings.FEDSX = {**settings.FEDSX, "KEY_FETCH_BURST": 0}
+        secret, public = proofs.generate_keypair()
+        keyserver.serve("/users/dave", dave_document(keyserver.origin, public))
+        create = forwarded_create(keyserver.origin)
+        method = f"{keyserver.origin}/users/dave#ed25519-key"
+        signed = proofs.sign(create, proofs.decode_secret_key(secret), method)
+        response = deliver(client, INBOX, signed, relay)
+        assert_refused(response, 503, "key_unavailable")
+        assert response["Retry-After"]
+        assert not keyserver.hits
+
     def test_proof_by_a_key_the_actor_does_not_list(self, client, demo, relay, keyserver):
         _, listed = proofs.generate_keypair()
         secret, _ = proofs.generate_keypair()
