@@ -27,7 +27,7 @@ from .client import FetchError
 from .errors import FederationError
 from .fetch import fetch_json
 from .models import host_of
-from .vocab import PUBLIC, PUBLIC_ALIASES, id_of, ids_in
+from .vocab import PUBLIC, PUBLIC_ALIASES, as_list, id_of, ids_in
 
 logger = logging.getLogger("fedsx.inbox")
 
@@ -183,8 +183,7 @@ def _ids(value: Any) -> frozenset[str]:
 
 
 def _types(value: Any) -> frozenset[str]:
-    items = value if isinstance(value, list) else [value]
-    return frozenset(item for item in items if isinstance(item, str))
+    return frozenset(item for item in as_list(value) if isinstance(item, str))
 
 
 def _claims_differ(activity: dict[str, Any], signed: dict[str, Any]) -> str | None:

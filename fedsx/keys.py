@@ -24,6 +24,7 @@ from .conf import fedsx_settings
 from .fetch import fetch_json
 from .httpsig import SignatureError, load_public_key
 from .models import Actor, host_of
+from .vocab import as_list
 
 CACHE_SECONDS = 300
 CACHE_MAX_ENTRIES = 10_000
@@ -261,9 +262,8 @@ def key_in_document(document: dict, key_id: str) -> tuple[str, str, dict | None]
         owner, pem, actor_document = document.get("owner"), document["publicKeyPem"], None
     else:  # an actor document with one or more keys
         keys = document.get("publicKey")
-        keys = keys if isinstance(keys, list) else [keys]
         match = next(
-            (k for k in keys if isinstance(k, dict) and k.get("id") == key_id),
+            (k for k in as_list(keys) if isinstance(k, dict) and k.get("id") == key_id),
             None,
         )
         if match is None or not isinstance(match.get("publicKeyPem"), str):
@@ -403,7 +403,7 @@ def multikey_in_document(document: dict, method_id: str) -> str:
     owner's actor document) lists under ``assertionMethod``, or ''."""
     owner = document.get("id")
     methods = document.get("assertionMethod")
-    for method in methods if isinstance(methods, list) else [methods]:
+    for method in as_list(methods):
         if (
             isinstance(method, dict)
             and method.get("id") == method_id
