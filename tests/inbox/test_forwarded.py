@@ -15,7 +15,7 @@ from fedsx.httpsig import load_public_key
 from fedsx.keys import store_actor
 from fedsx.models import Activity, Actor, DomainBlock, InboxEntry
 
-from .helpers import FIXTURES, deliver, remote_sender, stored_counts
+from .helpers import FIXTURES, deliver, ld_sign, remote_sender, stored_counts
 
 INBOX = "/actors/demo/inbox"
 LD = FIXTURES / "ld-signatures"
@@ -219,14 +219,18 @@ class TestLinkedDataSignature:
         follow["object"] = "http://testserver/actors/demo"
         assert_refused(deliver(client, INBOX, follow, relay), 401, "owner_mismatch")
 
-    def test_changed_relayed_create_cannot_be_had_from_its_origin(
-        self, client, demo, relay, yukimochi
-    ):
-        create = relayed_create()
+    def test_changed_create_cannot_be_had_from_its_origin(self, client, demo, relay, keyserver):
+        """The LD signature fails on the changed body; the origin (on the fetch allowlist) is
+        asked and answers another object than the one named: nothing is attributed to dave."""
+        origin = keyserver.origin
+        dave = remote_sender(f"{origin}/users/dave", label="dave")
+        create = ld_sign(forwarded_create(origin), dave.key_id, dave.private_pem)
         create["object"]["content"] = "<p>not what was said</p>"
-        # The LD signature fails; the origin (innocent.yukimochi.io) is asked and the guard
-        # refuses it here (it resolves to loopback): nothing is attributed to YUKIMOCHI.
-        assert_refused(deliver(client, INBOX, create, relay), 401, "owner_mismatch")
+        keyserver.serve("/users/dave/statuses/1", note(origin, id=f"{origin}/users/dave/2"))
+        response = deliver(client, INBOX, create, relay)
+        assert_refused(response, 401, "origin_mismatch")
+        assert keyserver.hits["/users/dave/statuses/1"] == 1  # the comparison refused it
+        assert not keyserver.hits["/users/dave"]  # dave's key was known: no key fetch
 
     def test_ld_signature_by_another_actors_key(self, client, demo, relay, yukimochi):
         create = relayed_create()

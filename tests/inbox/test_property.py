@@ -6,16 +6,14 @@ import socket
 from base64 import b64encode
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from fedsx import ldsig, proofs
+from fedsx import proofs
 from fedsx.keys import key_fetch_budget, origin_fetch_budget, store_actor
 from fedsx.models import Activity, InboxEntry
 
-from .helpers import FIXTURES, deliver, keypair, meta, remote_sender, stored_counts
+from .helpers import FIXTURES, deliver, keypair, ld_sign, meta, remote_sender, stored_counts
 
 KEY_IDS = [
     "https://remote.example/users/bob#main-key",
@@ -278,22 +276,8 @@ def signed_activity(case: dict) -> dict:
         },
     }
     if case["ld"]:
-        return ld_signed(activity)
+        return ld_sign(activity, DAVE_KEY_ID, keypair("dave")[0])
     return proofs.sign(activity, proofs.decode_secret_key(DAVE_SECRET), DAVE_METHOD)
-
-
-def ld_signed(activity: dict) -> dict:
-    """``activity`` with dave's RsaSignature2017, made as Mastodon makes it."""
-    options = {
-        "type": "RsaSignature2017",
-        "creator": DAVE_KEY_ID,
-        "created": "2024-01-01T00:00:00Z",
-    }
-    document = {**activity, "signature": options}
-    data = ldsig.to_be_verified(document)
-    private_key = serialization.load_pem_private_key(keypair("dave")[0].encode(), None)
-    value = private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    return {**activity, "signature": {**options, "signatureValue": b64encode(value).decode()}}
 
 
 def mutated(activity: dict, mutation: str) -> dict:
