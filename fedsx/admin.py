@@ -84,17 +84,42 @@ class ActorAdmin(admin.ModelAdmin):
         return pretty_json(obj.document) if obj.document else "—"
 
 
+class ForwardedFilter(admin.SimpleListFilter):
+    """Activities delivered by someone else than their actor (a forward, a relay), or not;
+    ``prefix`` reaches them from a log entry (``activity__``)."""
+
+    title = "forwarded"
+    parameter_name = "forwarded"
+    prefix = ""
+
+    def lookups(self, request, model_admin):
+        return [("yes", "forwarded or relayed"), ("no", "from its actor")]
+
+    def queryset(self, request, queryset):
+        field = f"{self.prefix}forwarded_by"
+        if self.value() == "yes":
+            return queryset.exclude(**{field: ""})
+        if self.value() == "no":
+            return queryset.filter(**{field: ""})
+        return queryset
+
+
+class EntryForwardedFilter(ForwardedFilter):
+    prefix = "activity__"
+
+
 @admin.register(Activity)
 class ActivityAdmin(ReadOnlyAdmin):
-    list_display = ("type", "ap_id", "actor", "object_id", "received_at")
-    list_filter = ("type", "received_at")
-    search_fields = ("ap_id", "activity_cid", "actor", "object_id")
+    list_display = ("type", "ap_id", "actor", "object_id", "forwarded_by", "received_at")
+    list_filter = ("type", ForwardedFilter, "received_at")
+    search_fields = ("ap_id", "activity_cid", "actor", "object_id", "forwarded_by")
     date_hierarchy = "received_at"
     fields = (
         "ap_id",
         "activity_cid",
         "type",
         "actor",
+        "forwarded_by",
         "object_id",
         "received_at",
         "deliveries",
@@ -170,8 +195,12 @@ class LocalActorFilter(admin.SimpleListFilter):
 
 @admin.register(InboxEntry)
 class InboxEntryAdmin(LogEntryAdmin):
-    list_display = (*LogEntryAdmin.list_display, "triggers_applied_at")
-    list_filter = (LocalActorFilter, *LogEntryAdmin.list_filter)
+    list_display = (*LogEntryAdmin.list_display, "forwarded_by", "triggers_applied_at")
+    list_filter = (LocalActorFilter, EntryForwardedFilter, *LogEntryAdmin.list_filter)
+
+    @admin.display(description="forwarded by", ordering="activity__forwarded_by")
+    def forwarded_by(self, obj: InboxEntry) -> str:
+        return obj.activity.forwarded_by
 
 
 @admin.register(OutboxEntry)

@@ -24,11 +24,10 @@ from urllib.parse import urldefrag
 
 from . import keys, ldsig, proofs
 from .client import FetchError
-from .conf import fedsx_settings
 from .errors import FederationError
 from .fetch import fetch_json
 from .models import host_of
-from .vocab import PUBLIC, PUBLIC_ALIASES, id_of, ids_in
+from .vocab import PUBLIC, PUBLIC_ALIASES, as_list, id_of, ids_in
 
 logger = logging.getLogger("fedsx.inbox")
 
@@ -44,19 +43,23 @@ class Authenticated:
     ground: str  # "integrity_proof" | "ld_signature" | "origin_fetch"
 
 
+class OriginUnavailable(Exception):
+    """The origin could not be asked just now (its budget is spent, or it did not answer):
+    the inbox answers 503 so that the forwarder retries."""
+
+
 def owner_mismatch(detail: str = "the signing key does not belong to the actor") -> FederationError:
     return FederationError(401, "owner_mismatch", detail)
 
 
-def authenticate(activity: dict[str, Any], key_rejection) -> Authenticated:
-    """The activity as its actor can be shown to have said it; raises FederationError.
-
-    ``key_rejection`` turns a KeyUnavailable into the inbox's answer (the gate's own).
-    """
-    if "proof" in activity and _by_integrity_proof(activity, key_rejection):
+def authenticate(activity: dict[str, Any]) -> Authenticated:
+    """The activity as its actor can be shown to have said it; raises FederationError, and
+    for what is worth retrying, a temporary KeyUnavailable or OriginUnavailable (which the
+    inbox answers as it answers the gate's own)."""
+    if "proof" in activity and _by_integrity_proof(activity):
         return Authenticated(activity, "integrity_proof")
     if ldsig.creator(activity):
-        signed = _by_ld_signature(activity, key_rejection)
+        signed = _by_ld_signature(activity)
         if signed is not None:
             return Authenticated(signed, "ld_signature")
     fetched = _from_origin(activity)
@@ -71,7 +74,7 @@ def authenticate(activity: dict[str, Any], key_rejection) -> Authenticated:
 # -- (a) Object Integrity Proofs ----------------------------------------------------------
 
 
-def _by_integrity_proof(activity: dict[str, Any], key_rejection) -> bool:
+def _by_integrity_proof(activity: dict[str, Any]) -> bool:
     """Whether the activity's proof verifies with an assertion key of its actor; a stored
     key that does not verify is refetched once (the actor may have rotated it)."""
     try:
@@ -85,7 +88,7 @@ def _by_integrity_proof(activity: dict[str, Any], key_rejection) -> bool:
             key = keys.assertion_key(method, refetch=refetch)
         except keys.KeyUnavailable as exc:
             if exc.temporary:
-                raise key_rejection(exc) from None
+                raise
             return False
         try:
             proofs.verify(activity, key.multibase)
@@ -101,7 +104,7 @@ def _by_integrity_proof(activity: dict[str, Any], key_rejection) -> bool:
 # -- (b) Linked Data Signatures ------------------------------------------------------------
 
 
-def _by_ld_signature(activity: dict[str, Any], key_rejection) -> dict[str, Any] | None:
+def _by_ld_signature(activity: dict[str, Any]) -> dict[str, Any] | None:
     """The signed data when the actor's LD signature verifies, None when there is no usable
     one (so the next ground is tried), and a refusal when the signed data is not what the
     JSON claims."""
@@ -113,12 +116,12 @@ def _by_ld_signature(activity: dict[str, Any], key_rejection) -> dict[str, Any] 
         key = keys.key_for(creator)
     except keys.KeyUnavailable as exc:
         if exc.temporary:
-            raise key_rejection(exc) from None
+            raise
         return None
     if key.owner != actor_id:
         return None  # signed, but by someone else than the actor
     try:
-        key = _verified_key(activity, ldsig.to_be_verified(activity), key, key_rejection)
+        key = _verified_key(activity, ldsig.to_be_verified(activity), key)
         if key is None:
             return None
         signed = ldsig.signed_data(activity)
@@ -136,7 +139,7 @@ def _by_ld_signature(activity: dict[str, Any], key_rejection) -> dict[str, Any] 
 
 
 def _verified_key(
-    activity: dict[str, Any], data: bytes, key: keys.VerificationKey, key_rejection
+    activity: dict[str, Any], data: bytes, key: keys.VerificationKey
 ) -> keys.VerificationKey | None:
     """The key the signature over ``data`` verifies with, refetching a cached key once (it
     may have rotated), or None."""
@@ -149,7 +152,7 @@ def _verified_key(
         fresh = keys.refetch_if_stale(key)
     except keys.KeyUnavailable as exc:
         if exc.temporary:
-            raise key_rejection(exc) from None
+            raise
         return None
     if fresh is None or fresh.owner != key.owner:
         return None
@@ -180,8 +183,7 @@ def _ids(value: Any) -> frozenset[str]:
 
 
 def _types(value: Any) -> frozenset[str]:
-    items = value if isinstance(value, list) else [value]
-    return frozenset(item for item in items if isinstance(item, str))
+    return frozenset(item for item in as_list(value) if isinstance(item, str))
 
 
 def _claims_differ(activity: dict[str, Any], signed: dict[str, Any]) -> str | None:
@@ -207,27 +209,18 @@ def _from_origin(activity: dict[str, Any]) -> dict[str, Any] | None:
     # Each forward costs a GET signed by our instance actor: rate-limited per host, so
     # forwarders (repeating themselves, or not) cannot make the node hammer a server.
     if not keys.origin_fetch_budget.take(origin):
-        raise _origin_unavailable(f"too many fetches from {origin} just now")
+        raise OriginUnavailable(f"too many fetches from {origin} just now")
     try:
         document = fetch_json(url)
     except FetchError as exc:
         if exc.temporary:
-            raise _origin_unavailable(exc.detail) from None
+            raise OriginUnavailable(exc.detail) from None
         raise owner_mismatch(
             f"the activity is not signed by its actor and its origin did not serve it ({exc.code})"
         ) from None
     if kind in ACTIVITY_FETCHED:
         return _same_activity(activity, document)
     return _with_fetched_object(activity, document)
-
-
-def _origin_unavailable(detail: str) -> FederationError:
-    return FederationError(
-        503,
-        "origin_unavailable",
-        f"the activity's origin could not be asked: {detail}",
-        {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
-    )
 
 
 def _origin_refused(what: str) -> FederationError:

@@ -91,12 +91,7 @@ class InboxView(View):
             inbox_tally.add("internal_error")
             metrics.inbox_refused("internal_error", 503)
             return error_response(
-                FederationError(
-                    503,
-                    "internal_error",
-                    "the node could not take the activity; retry later",
-                    {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
-                )
+                retry_later("internal_error", "the node could not take the activity; retry later")
             )
         inbox_tally.add(response.inbox_outcome)
         metrics.inbox_accepted(response.inbox_outcome)
@@ -140,8 +135,7 @@ def receive(request: HttpRequest, name: str | None) -> HttpResponse:
     forwarded_by = ""
     if key.owner != actor_id:
         # Forwarded or relayed: the sender is not the actor (fedsx.forwarded).
-        authenticated = forwarded.authenticate(activity, key_rejection).activity
-        activity = parse_activity(orjson.dumps(authenticated))  # the same checks, on it
+        activity = authenticated_forward(activity)
         cid, forwarded_by = content_id(activity), key.owner
     # None: the shared inbox's recipients, which the append finds from the addressing.
     recipients = [recipient] if recipient is not None else None
@@ -276,16 +270,32 @@ def is_unknown_actor_deleting_itself(activity: dict[str, Any], key_id: str) -> b
     )
 
 
+def retry_later(code: str, detail: str) -> FederationError:
+    """A 503 with Retry-After: nothing is wrong with the delivery, so the sender retries."""
+    return FederationError(
+        503, code, detail, {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)}
+    )
+
+
 def key_rejection(exc: keys.KeyUnavailable) -> FederationError:
     if exc.temporary:
-        return FederationError(
-            503,
-            "key_unavailable",
-            f"the signing key could not be fetched: {exc.detail}",
-            {"Retry-After": str(fedsx_settings.RETRY_AFTER_SECONDS)},
-        )
+        return retry_later("key_unavailable", f"the signing key could not be fetched: {exc.detail}")
     code = exc.code if exc.code.startswith("key_") else f"key_{exc.code}"
     return FederationError(401, code, exc.detail)
+
+
+def authenticated_forward(activity: dict[str, Any]) -> dict[str, Any]:
+    """The forwarded activity as its actor said it (fedsx.forwarded), through the same
+    checks as a body; its key and origin failures answered as the gate's own."""
+    try:
+        authenticated = forwarded.authenticate(activity).activity
+    except keys.KeyUnavailable as exc:
+        raise key_rejection(exc) from None
+    except forwarded.OriginUnavailable as exc:
+        raise retry_later(
+            "origin_unavailable", f"the activity's origin could not be asked: {exc}"
+        ) from None
+    return parse_activity(orjson.dumps(authenticated))
 
 
 def verify(

@@ -24,7 +24,7 @@ from .conf import fedsx_settings
 from .models import Activity, Actor, Follow, InboxEntry, instance_actor_id, local_actor_id
 from .projections import PROJECTIONS, update_projections
 from .signals import inbox_appended
-from .vocab import addressed_ids, id_of, ids_in
+from .vocab import addressed_ids, as_list, id_of, ids_in
 
 FOLLOWING = Follow.State.ACCEPTED.value  # the follows whose followers get the activity
 
@@ -95,7 +95,9 @@ def concerned_local_ids(activity: dict[str, Any]) -> set[str]:
     """
     refs: list[str] = []
     _collect_refs(activity, refs)
-    for inner in _embedded(activity.get("object")):
+    for inner in as_list(activity.get("object")):
+        if not isinstance(inner, dict):
+            continue
         refs.extend(ids_in(inner.get("actor")))
         refs.extend(ids_in(inner.get("attributedTo")))
         _collect_refs(inner, refs)
@@ -109,14 +111,9 @@ def _collect_refs(obj: dict[str, Any], refs: list[str]) -> None:
     refs.extend(ids_in(obj.get("object")))
     refs.extend(ids_in(obj.get("inReplyTo")))
     tags = obj.get("tag")
-    for tag in tags if isinstance(tags, list) else [tags]:
+    for tag in as_list(tags):
         if isinstance(tag, dict) and tag.get("type") == "Mention":
             refs.extend(ids_in(tag.get("href")))
-
-
-def _embedded(value: Any) -> list[dict[str, Any]]:
-    items = value if isinstance(value, list) else [value]
-    return [item for item in items if isinstance(item, dict)]
 
 
 def _local_owner(ref: str, base: str) -> str:

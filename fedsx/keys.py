@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urldefrag
 
 from django.db import IntegrityError, transaction
@@ -23,9 +24,11 @@ from .conf import fedsx_settings
 from .fetch import fetch_json
 from .httpsig import SignatureError, load_public_key
 from .models import Actor, host_of
+from .vocab import as_list
 
 CACHE_SECONDS = 300
 CACHE_MAX_ENTRIES = 10_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -123,33 +126,48 @@ def refetch_if_stale(key: VerificationKey) -> VerificationKey | None:
     """
     if key.local or key.fetched is not None:
         return None
-    with _refetch_lock(key.key_id):
-        recent = _refetched.get(key.key_id)
-        interval = fedsx_settings.KEY_REFETCH_INTERVAL_SECONDS
-        if recent is not None and time.monotonic() - recent[1] < interval:
-            fresh = recent[0]  # another request refetched it a moment ago
-            return None if fresh is None or fresh.public_key == key.public_key else fresh
-        if key.fetched_at and timezone.now() - key.fetched_at < timedelta(seconds=interval):
-            return None
-        # Whatever the refetch finds, this key is not asked again before the interval is over.
+
+    def mark() -> None:
         Actor.objects.filter(key_id=key.key_id).update(key_fetched_at=timezone.now())
         forget(key.key_id)
-        _refetched[key.key_id] = (None, time.monotonic())
-        fresh = fetch_key(key.key_id)
-        _refetched[key.key_id] = (fresh, time.monotonic())
-        return None if fresh.public_key == key.public_key else fresh
+
+    fresh = _refetch_once(key.key_id, key.fetched_at, lambda: fetch_key(key.key_id), mark)
+    return None if fresh is None or fresh.public_key == key.public_key else fresh
 
 
-_refetched: dict[str, tuple[VerificationKey | None, float]] = {}
-_refetch_locks: dict[str, threading.Lock] = {}
+def _refetch_once(
+    name: Hashable, fetched_at: datetime | None, fetch: Callable[[], T], mark: Callable[[], None]
+) -> T | None:
+    """What ``fetch`` finds for ``name``, at most once per KEY_REFETCH_INTERVAL_SECONDS and
+    one fetch at a time in this process: a caller within the interval of the last refetch
+    gets its answer (None if it failed), one within the interval of ``fetched_at`` (the
+    database's last fetch, which other processes share) gets None. ``mark`` records in the
+    database that a refetch is under way, before it starts."""
+    with _refetch_lock(name):
+        recent = _refetched.get(name)
+        interval = fedsx_settings.KEY_REFETCH_INTERVAL_SECONDS
+        if recent is not None and time.monotonic() - recent[1] < interval:
+            return recent[0]  # another request refetched it a moment ago
+        if fetched_at and timezone.now() - fetched_at < timedelta(seconds=interval):
+            return None
+        # Whatever the refetch finds, this is not asked again before the interval is over.
+        mark()
+        _refetched[name] = (None, time.monotonic())
+        fresh = fetch()
+        _refetched[name] = (fresh, time.monotonic())
+        return fresh
 
 
-def _refetch_lock(key_id: str) -> threading.Lock:
+_refetched: dict[Hashable, tuple[Any, float]] = {}
+_refetch_locks: dict[Hashable, threading.Lock] = {}
+
+
+def _refetch_lock(name: Hashable) -> threading.Lock:
     with _lock:
         if len(_refetch_locks) >= CACHE_MAX_ENTRIES:  # bounded; a lock in use stays held
             _refetch_locks.clear()
             _refetched.clear()
-        return _refetch_locks.setdefault(key_id, threading.Lock())
+        return _refetch_locks.setdefault(name, threading.Lock())
 
 
 class HostBuckets:
@@ -244,9 +262,8 @@ def key_in_document(document: dict, key_id: str) -> tuple[str, str, dict | None]
         owner, pem, actor_document = document.get("owner"), document["publicKeyPem"], None
     else:  # an actor document with one or more keys
         keys = document.get("publicKey")
-        keys = keys if isinstance(keys, list) else [keys]
         match = next(
-            (k for k in keys if isinstance(k, dict) and k.get("id") == key_id),
+            (k for k in as_list(keys) if isinstance(k, dict) and k.get("id") == key_id),
             None,
         )
         if match is None or not isinstance(match.get("publicKeyPem"), str):
@@ -356,17 +373,29 @@ def assertion_key(method_id: str, *, refetch: bool = False) -> AssertionKey:
     found = multikey_in_document(stored, method_id) if isinstance(stored, dict) else ""
     if found and not refetch:
         return AssertionKey(method_id, owner, found)
-    interval = timedelta(seconds=fedsx_settings.KEY_REFETCH_INTERVAL_SECONDS)
-    if found and fetched_at and timezone.now() - fetched_at < interval:
-        # As for HTTP signature keys: not asked again before the interval is over.
+    # A listed key that failed is refetched as an HTTP signature key is (not before the
+    # interval since the document was fetched); for one it does not list, the document is
+    # fetched too. Either way one fetch per actor at a time, and at most one per interval:
+    # proofs arriving together after a rotation share it.
+    document = _refetch_once(
+        ("assertion", owner),
+        fetched_at if found else None,
+        lambda: _actor_document(owner),
+        lambda: Actor.objects.filter(ap_id=owner, is_local=False).update(fetched_at=timezone.now()),
+    )
+    if document is None:
         raise KeyUnavailable("key_not_found", "the actor's document was fetched moments ago")
-    document = _fetch(owner)
-    if document.get("id") != owner:
-        raise KeyUnavailable("key_owner_mismatch", "the owner's document has another id")
     found = multikey_in_document(document, method_id)
     if not found:
         raise KeyUnavailable("key_not_found", "the actor lists no such assertion key")
     return AssertionKey(method_id, owner, found, document)
+
+
+def _actor_document(owner: str) -> dict:
+    document = _fetch(owner)
+    if document.get("id") != owner:
+        raise KeyUnavailable("key_owner_mismatch", "the owner's document has another id")
+    return document
 
 
 def multikey_in_document(document: dict, method_id: str) -> str:
@@ -374,7 +403,7 @@ def multikey_in_document(document: dict, method_id: str) -> str:
     owner's actor document) lists under ``assertionMethod``, or ''."""
     owner = document.get("id")
     methods = document.get("assertionMethod")
-    for method in methods if isinstance(methods, list) else [methods]:
+    for method in as_list(methods):
         if (
             isinstance(method, dict)
             and method.get("id") == method_id

@@ -31,6 +31,7 @@ from .vocab import (
     ADDRESS_FIELDS,
     BLIND_FIELDS,
     PUBLIC_ALIASES,
+    as_list,
     id_of,
     ids_in,
     is_public,
@@ -198,7 +199,7 @@ def with_proof(sender: Actor, activity: dict[str, Any]) -> dict[str, Any]:
     if not sender.ed25519_private_key:  # every local actor gets one (migration 0009)
         raise refused("no_proof_key", f"{sender.ap_id} has no Ed25519 key to sign with")
     context = activity.get("@context", AS_CONTEXT)
-    contexts = context if isinstance(context, list) else [context]
+    contexts = as_list(context)
     if proofs.DATA_INTEGRITY_CONTEXT not in contexts:
         activity = {**activity, "@context": [*contexts, proofs.DATA_INTEGRITY_CONTEXT]}
     try:

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from fedsx.cid import CanonicalizationError, canonical_json
+from fedsx.vocab import as_list
 
 CRYPTOSUITE = "eddsa-jcs-2022"
 PROOF_TYPE = "DataIntegrityProof"
@@ -192,14 +193,10 @@ def _check_options(proof: dict, document: dict) -> None:
         raise ProofError("proof_expired", "the proof has expired")
 
 
-def _as_list(context: Any) -> list:
-    return context if isinstance(context, list) else [context]
-
-
 def _context_starts_with(document_context: Any, proof_context: Any) -> bool:
     if document_context is None:
         return False
-    ours, theirs = _as_list(document_context), _as_list(proof_context)
+    ours, theirs = as_list(document_context), as_list(proof_context)
     return ours[: len(theirs)] == theirs
 
 

@@ -23,10 +23,14 @@ def id_of(value: Any) -> str:
     return ""
 
 
+def as_list(value: Any) -> list:
+    """A member that may hold one value or a list of them, as a list (JSON-LD allows both)."""
+    return value if isinstance(value, list) else [value]
+
+
 def ids_in(value: Any) -> list[str]:
     """The ids of a reference or a list of references, in order, without the empty ones."""
-    items = value if isinstance(value, list) else [value]
-    return [ref for item in items if (ref := id_of(item))]
+    return [ref for item in as_list(value) if (ref := id_of(item))]
 
 
 def addressed_ids(activity: dict[str, Any]) -> set[str]:

@@ -67,3 +67,38 @@ def test_domain_block_matches_subdomains(records):
     assert not is_blocked("notspam.example")
     DomainBlock.objects.filter(domain="spam.example").delete()
     assert not is_blocked("spam.example")
+
+
+@pytest.fixture
+def relayed(records, demo):
+    """A second activity, delivered by a relay rather than by its actor."""
+    activity = Activity.objects.create(
+        ap_id="https://r.example/a/2",
+        activity_cid="bcid2",
+        type="Create",
+        actor="https://r.example/u/bob",
+        forwarded_by="https://relay.example/actor",
+        payload={"type": "Create"},
+    )
+    InboxEntry.objects.create(actor=demo, seq=2, activity=activity)
+    return activity
+
+
+@pytest.mark.django_db
+def test_activity_page_shows_who_forwarded_it(admin_client, relayed):
+    body = admin_client.get(reverse("admin:fedsx_activity_change", args=[relayed.pk])).content
+    assert b"https://relay.example/actor" in body
+    listed = admin_client.get(reverse("admin:fedsx_activity_changelist"), {"forwarded": "yes"})
+    assert list(listed.context["cl"].result_list) == [relayed]
+
+
+@pytest.mark.django_db
+def test_inbox_entries_show_and_filter_forwarded_ones(admin_client, records, relayed):
+    url = reverse("admin:fedsx_inboxentry_changelist")
+    everything = admin_client.get(url)
+    assert b"https://relay.example/actor" in everything.content  # the column
+    assert everything.context["cl"].result_count == 2
+    forwarded = admin_client.get(url, {"forwarded": "yes"}).context["cl"].result_list
+    assert [entry.activity for entry in forwarded] == [relayed]
+    plain = admin_client.get(url, {"forwarded": "no"}).context["cl"].result_list
+    assert [entry.activity for entry in plain] == [records]

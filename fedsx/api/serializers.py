@@ -68,10 +68,15 @@ class ActivitySerializer(serializers.ModelSerializer):
     ap_id = serializers.CharField(read_only=True, allow_null=True, help_text="ActivityPub id")
     object = serializers.CharField(source="object_id", read_only=True)
     cid = serializers.CharField(source="activity_cid", read_only=True)
+    forwarded_by = serializers.CharField(
+        read_only=True,
+        help_text="Who delivered it when that was not its actor (a forward, a relay); "
+        "empty for a delivery by its actor, or one of ours.",
+    )
 
     class Meta:
         model = Activity
-        fields = ["id", "ap_id", "type", "actor", "object", "cid", "received_at"]
+        fields = ["id", "ap_id", "type", "actor", "forwarded_by", "object", "cid", "received_at"]
         read_only_fields = fields
 
 

@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 from pyld import jsonld
 
+from ..vocab import as_list
+
 CONTEXTS = Path(__file__).resolve().parent / "contexts"
 # Real activities have a handful (the signature options, tags, attachments).
 MAX_BLANK_NODES = 64
@@ -100,7 +102,7 @@ def signable(document: dict[str, Any]) -> list[Any]:
             del node[key]  # an undefined term: not in the RDF, so not signed
         for key, value in node.items():
             if key in ("@id", "@type"):
-                for iri in value if isinstance(value, list) else [value]:
+                for iri in as_list(value):
                     # An undefined type is a blank node: the RDF keeps it (relabelled).
                     typed = key == "@type" and (iri == "@json" or str(iri)[:2] == "_:")
                     if not typed and not _is_absolute_iri(iri):

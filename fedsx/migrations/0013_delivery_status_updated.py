@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("fedsx", "0009_actor_ed25519_key_and_icon"),
+        ("fedsx", "0012_host_held_since"),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("fedsx", "0010_delivery_status_updated"),
+        ("fedsx", "0013_delivery_status_updated"),
     ]
 
     operations = [

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from base64 import b64encode
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from django.utils import timezone
 
-from fedsx import httpsig
+from fedsx import httpsig, ldsig
 from fedsx.crypto import generate_rsa_keypair
 from fedsx.models import Activity, Actor, InboxEntry, host_of
 
@@ -98,3 +101,12 @@ def stored_counts() -> tuple[int, int]:
 
 def load_activity(relative: str) -> dict:
     return json.loads((ACTIVITIES / relative).read_text())
+
+
+def ld_sign(activity: dict, key_id: str, private_pem: str) -> dict:
+    """``activity`` with an RsaSignature2017 by ``key_id``, made as Mastodon makes it."""
+    options = {"type": "RsaSignature2017", "creator": key_id, "created": "2024-01-01T00:00:00Z"}
+    data = ldsig.to_be_verified({**activity, "signature": options})
+    private_key = serialization.load_pem_private_key(private_pem.encode(), None)
+    value = private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    return {**activity, "signature": {**options, "signatureValue": b64encode(value).decode()}}

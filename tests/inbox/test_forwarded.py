@@ -15,7 +15,7 @@ from fedsx.httpsig import load_public_key
 from fedsx.keys import store_actor
 from fedsx.models import Activity, Actor, DomainBlock, InboxEntry
 
-from .helpers import FIXTURES, deliver, remote_sender, stored_counts
+from .helpers import FIXTURES, deliver, ld_sign, remote_sender, stored_counts
 
 INBOX = "/actors/demo/inbox"
 LD = FIXTURES / "ld-signatures"
@@ -134,6 +134,21 @@ class TestIntegrityProof:
         document = Actor.objects.get(ap_id=stale["id"]).document
         assert document["assertionMethod"][0]["publicKeyMultibase"] == new
 
+    def test_assertion_key_unavailable_just_now_is_a_503(
+        self, client, demo, relay, keyserver, settings
+    ):
+        """A key fetch past the host's budget is worth retrying: answered as the gate's own."""
+        settings.FEDSX = {**settings.FEDSX, "KEY_FETCH_BURST": 0}
+        secret, public = proofs.generate_keypair()
+        keyserver.serve("/users/dave", dave_document(keyserver.origin, public))
+        create = forwarded_create(keyserver.origin)
+        method = f"{keyserver.origin}/users/dave#ed25519-key"
+        signed = proofs.sign(create, proofs.decode_secret_key(secret), method)
+        response = deliver(client, INBOX, signed, relay)
+        assert_refused(response, 503, "key_unavailable")
+        assert response["Retry-After"]
+        assert not keyserver.hits
+
     def test_proof_by_a_key_the_actor_does_not_list(self, client, demo, relay, keyserver):
         _, listed = proofs.generate_keypair()
         secret, _ = proofs.generate_keypair()
@@ -204,14 +219,18 @@ class TestLinkedDataSignature:
         follow["object"] = "http://testserver/actors/demo"
         assert_refused(deliver(client, INBOX, follow, relay), 401, "owner_mismatch")
 
-    def test_changed_relayed_create_cannot_be_had_from_its_origin(
-        self, client, demo, relay, yukimochi
-    ):
-        create = relayed_create()
+    def test_changed_create_cannot_be_had_from_its_origin(self, client, demo, relay, keyserver):
+        """The LD signature fails on the changed body; the origin (on the fetch allowlist) is
+        asked and answers another object than the one named: nothing is attributed to dave."""
+        origin = keyserver.origin
+        dave = remote_sender(f"{origin}/users/dave", label="dave")
+        create = ld_sign(forwarded_create(origin), dave.key_id, dave.private_pem)
         create["object"]["content"] = "<p>not what was said</p>"
-        # The LD signature fails; the origin (innocent.yukimochi.io) is asked and the guard
-        # refuses it here (it resolves to loopback): nothing is attributed to YUKIMOCHI.
-        assert_refused(deliver(client, INBOX, create, relay), 401, "owner_mismatch")
+        keyserver.serve("/users/dave/statuses/1", note(origin, id=f"{origin}/users/dave/2"))
+        response = deliver(client, INBOX, create, relay)
+        assert_refused(response, 401, "origin_mismatch")
+        assert keyserver.hits["/users/dave/statuses/1"] == 1  # the comparison refused it
+        assert not keyserver.hits["/users/dave"]  # dave's key was known: no key fetch
 
     def test_ld_signature_by_another_actors_key(self, client, demo, relay, yukimochi):
         create = relayed_create()

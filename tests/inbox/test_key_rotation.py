@@ -83,3 +83,61 @@ def _public(sender):
     from fedsx.httpsig import load_public_key
 
     return load_public_key(sender.public_pem)
+
+
+def _rotated_dave(origin: str) -> tuple[str, str, str]:
+    """dave stored with his old assertion key (fetched an hour ago), serving a new one:
+    (method id, old multibase, new multibase)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from fedsx import proofs
+    from fedsx.keys import store_actor
+
+    from .test_forwarded import dave_document
+
+    _, old = proofs.generate_keypair()
+    _, new = proofs.generate_keypair()
+    stale = dave_document(origin, old)
+    store_actor(stale["id"], None, "", stale)
+    Actor.objects.filter(ap_id=stale["id"]).update(fetched_at=timezone.now() - timedelta(hours=1))
+    return f"{stale['id']}#ed25519-key", old, new
+
+
+def test_two_proofs_after_a_rotation_fetch_the_actor_document_once(demo, keyserver):
+    """Neither proof has verified yet (so nothing is stored): the second refetch within the
+    interval shares the first's answer, as HTTP signature keys do."""
+    from .test_forwarded import dave_document
+
+    method, _, new = _rotated_dave(keyserver.origin)
+    keyserver.serve("/users/dave", dave_document(keyserver.origin, new))
+    first = keys.assertion_key(method, refetch=True)
+    second = keys.assertion_key(method, refetch=True)
+    assert (first.multibase, second.multibase) == (new, new)
+    assert keyserver.hits["/users/dave"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_proofs_after_a_rotation_share_one_fetch(demo, keyserver):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent sessions need Postgres (CI runs it)")
+    from .test_forwarded import dave_document
+
+    method, _, new = _rotated_dave(keyserver.origin)
+    keyserver.serve("/users/dave", dave_document(keyserver.origin, new))
+    results = []
+
+    def refetch():
+        try:
+            results.append(keys.assertion_key(method, refetch=True).multibase)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=refetch) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert results == [new] * 5
+    assert keyserver.hits["/users/dave"] == 1  # one fetch in flight, the others waited

@@ -1,7 +1,8 @@
 """``manage.py inbox NAME``: the latest entries of a local actor's inbox log, newest last.
 
 What an operator looks at to see that something arrived: each line is the entry's
-sequence number, the activity's type, its id and who sent it.
+sequence number, the activity's type, its id and its actor, and who forwarded it when
+someone else than its actor delivered it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Command(OperatorCommand):
         text = "\n".join(
             f"{e.seq:>6}  {e.activity.type:<10} {e.activity.ap_id or '(no id)'}"
             f"  from {e.activity.actor}"
+            + (f" (forwarded by {e.activity.forwarded_by})" if e.activity.forwarded_by else "")
             for e in latest
         )
         self.emit(rows, text or f"{name}'s inbox is empty")
