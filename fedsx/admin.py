@@ -386,6 +386,7 @@ class HostAdmin(ReadOnlyAdmin):
         "consecutive_failures",
         "failing_days",
         "retry_at",
+        "held_since",
         "unavailable_since",
         "signature_scheme",
         *(_count_column(s) for s in HOST_COUNTED),

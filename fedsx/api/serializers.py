@@ -211,6 +211,7 @@ class HostSerializer(serializers.ModelSerializer):
             "consecutive_failures",
             "failing_days",
             "retry_at",
+            "held_since",
             "unavailable_since",
             "signature_scheme",
             "last_success_at",
