@@ -14,12 +14,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import metrics
 from .conf import fedsx_settings
+from .counts import count_of
 from .models import Delivery, Host, host_of
 
 State = Host.State
@@ -181,18 +180,9 @@ HOST_COUNTED = (Delivery.Status.PENDING, Delivery.Status.HELD)
 def with_delivery_counts(hosts, *statuses: str):
     """``hosts`` annotated with ``n_<status>``: how many of each host's deliveries are in
     each status (one subquery per status, on the (host, status) index)."""
-    return hosts.annotate(**{f"n_{status}": _delivery_count(status) for status in statuses})
-
-
-def _delivery_count(status: str):
-    return Coalesce(
-        Subquery(
-            Delivery.objects.filter(host=OuterRef("host"), status=status)
-            .order_by()
-            .values("host")
-            .annotate(n=Count("id"))
-            .values("n"),
-            output_field=IntegerField(),
-        ),
-        0,
+    return hosts.annotate(
+        **{
+            f"n_{status}": count_of(Delivery.objects.filter(status=status), "host", "host")
+            for status in statuses
+        }
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, QuerySet
+
+from fedsx.counts import count_of
 
 from .models import FlowDefinition, FlowInstance
 from .registry import registered_flows, registration
@@ -68,17 +69,7 @@ def with_instance_counts(definitions: QuerySet[FlowDefinition]) -> QuerySet[Flow
     """Annotate ``n_<status>`` for every instance status: one subquery per status on the
     indexed ``flow_name`` and ``status``, never a scan of the instances per page row."""
     counts = {
-        f"n_{status}": Coalesce(
-            Subquery(
-                FlowInstance.objects.filter(flow_name=OuterRef("name"), status=status)
-                .order_by()
-                .values("flow_name")
-                .annotate(n=Count("id"))
-                .values("n"),
-                output_field=IntegerField(),
-            ),
-            0,
-        )
+        f"n_{status}": count_of(FlowInstance.objects.filter(status=status), "flow_name", "name")
         for status in FlowInstance.Status.values
     }
     return definitions.annotate(**counts)

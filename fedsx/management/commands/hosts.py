@@ -10,14 +10,13 @@ from __future__ import annotations
 from django.db import transaction
 
 from fedsx.api.serializers import ClearedSerializer, HostSerializer
-from fedsx.hosts import normalize_host, with_delivery_counts
-from fedsx.models import Delivery, Host
+from fedsx.hosts import HOST_COUNTED, normalize_host, with_delivery_counts
+from fedsx.models import Host
 
 from .deliveries import deliveries, when
 from .post import OperatorCommand
 
 STATES = Host.State.values
-COUNTED = (Delivery.Status.PENDING, Delivery.Status.HELD)
 
 
 class Command(OperatorCommand):
@@ -42,7 +41,7 @@ class Command(OperatorCommand):
         hosts = Host.objects.order_by("host")
         if state is not None:
             hosts = hosts.filter(state=state)
-        found = list(with_delivery_counts(hosts, *COUNTED))
+        found = list(with_delivery_counts(hosts, *HOST_COUNTED))
         lines = []
         for h in found:
             line = (
