@@ -474,9 +474,9 @@ def cancel_one(delivery: Delivery) -> None:
 def held_hosts(deliveries) -> list[str]:
     """The hosts of these deliveries whose breaker holds them (open or unavailable)."""
     return sorted(
-        Host.objects.filter(
-            host__in=deliveries.values("host"), state__in=[Host.State.OPEN, Host.State.UNAVAILABLE]
-        ).values_list("host", flat=True)
+        hosts.held(Host.objects.filter(host__in=deliveries.values("host"))).values_list(
+            "host", flat=True
+        )
     )
 
 

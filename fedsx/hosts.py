@@ -172,6 +172,11 @@ def probes_due() -> list[int]:
     return ids
 
 
+def held(hosts=None):
+    """The hosts whose deliveries are held: breaker open, or unavailable (not ok)."""
+    return (Host.objects.all() if hosts is None else hosts).exclude(state=State.OK)
+
+
 # The deliveries a host still has to take: counted per host by the admin, the API and the
 # dashboard.
 HOST_COUNTED = (Delivery.Status.PENDING, Delivery.Status.HELD)

@@ -67,6 +67,16 @@ def accepted(detail: str = "accepted", outcome: str = InboxTally.ACCEPTED) -> Ht
     return response
 
 
+def count(outcome: str, status: int) -> None:
+    """Each answer of the inbox counted once: for the dashboard's hourly tally and for
+    /metrics (where a 401 is also a signature failure)."""
+    inbox_tally.add(outcome)
+    if status == 202:
+        metrics.inbox_accepted(outcome)
+    else:
+        metrics.inbox_refused(outcome, status)
+
+
 class InboxView(View):
     http_method_names = ["post"]
 
@@ -82,24 +92,20 @@ class InboxView(View):
             logger.info(
                 "inbox refused %s %s: %s", rejection.status_code, rejection.code, rejection.detail
             )
-            inbox_tally.add(rejection.code)
-            metrics.inbox_refused(rejection.code, rejection.status_code)
+            count(rejection.code, rejection.status_code)
             return error_response(rejection)
         except Exception:
             # Never a traceback to a peer; a 503 makes the sender retry, so nothing is lost.
             logger.exception("inbox failed unexpectedly")
-            inbox_tally.add("internal_error")
-            metrics.inbox_refused("internal_error", 503)
+            count("internal_error", 503)
             return error_response(
                 retry_later("internal_error", "the node could not take the activity; retry later")
             )
-        inbox_tally.add(response.inbox_outcome)
-        metrics.inbox_accepted(response.inbox_outcome)
+        count(response.inbox_outcome, 202)
         return response
 
     def http_method_not_allowed(self, request, *args, **kwargs) -> HttpResponse:
-        inbox_tally.add("method_not_allowed")
-        metrics.inbox_refused("method_not_allowed", 405)
+        count("method_not_allowed", 405)
         response = error_response(
             FederationError(405, "method_not_allowed", "an inbox only accepts POST")
         )

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ..conf import fedsx_settings
-from ..hosts import HOST_COUNTED
+from ..hosts import HOST_COUNTED, with_delivery_counts
 from ..models import Delivery, Host, InboxTally
 
 HOURS = 24
@@ -180,41 +180,32 @@ def deliveries(now: datetime | None = None, site: str = "admin") -> list[Figure]
 
 def failing_hosts(site: str = "admin", limit: int = FAILING_HOSTS) -> list[HostRow]:
     """Hosts in trouble: unavailable first, then open breakers, then the most consecutive
-    failures; each with its pending and held deliveries (one grouped query)."""
+    failures; each with its pending and held deliveries (the admin's and API's counts)."""
     severity = Case(
         When(state=Host.State.UNAVAILABLE, then=Value(0)),
         When(state=Host.State.OPEN, then=Value(1)),
         default=Value(2),
     )
-    troubled = list(
+    troubled = with_delivery_counts(
         Host.objects.filter(~Q(state=Host.State.OK) | Q(consecutive_failures__gt=0))
         .annotate(severity=severity)
-        .order_by("severity", "-consecutive_failures", "-failing_days", "host")[:limit]
-    )
-    counts = {
-        (host, status): n
-        for host, status, n in Delivery.objects.filter(
-            host__in=[h.host for h in troubled],
-            status__in=HOST_COUNTED,
-        )
-        .order_by()
-        .values_list("host", "status")
-        .annotate(n=Count("*"))
-    }
+        .order_by("severity", "-consecutive_failures", "-failing_days", "host"),
+        *HOST_COUNTED,
+    )[:limit]
 
-    def figure(host: str, status: str) -> Figure:
+    def figure(host: Host, status: str) -> Figure:
         return Figure(
             status,
-            counts.get((host, status), 0),
-            changelist("fedsx_delivery", site, host=host, status__exact=status),
+            getattr(host, f"n_{status}"),
+            changelist("fedsx_delivery", site, host=host.host, status__exact=status),
         )
 
     return [
         HostRow(
             host=row,
             url=reverse("admin:fedsx_host_change", args=[row.pk], current_app=site),
-            pending=figure(row.host, Delivery.Status.PENDING),
-            held=figure(row.host, Delivery.Status.HELD),
+            pending=figure(row, Delivery.Status.PENDING),
+            held=figure(row, Delivery.Status.HELD),
         )
         for row in troubled
     ]

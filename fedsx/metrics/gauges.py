@@ -88,7 +88,9 @@ def deliveries() -> list[GaugeMetricFamily]:
 
 
 def _held_hosts():
-    return Host.objects.exclude(state=Host.State.OK).order_by()
+    from fedsx.hosts import held
+
+    return held().order_by()
 
 
 def held_hosts() -> list[GaugeMetricFamily]:
