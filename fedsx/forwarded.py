@@ -18,6 +18,7 @@ Anything else is refused with ``owner_mismatch``, as an unsigned forward always 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urldefrag
@@ -71,6 +72,18 @@ def authenticate(activity: dict[str, Any]) -> Authenticated:
     )
 
 
+def _unless_lasting(get: Callable[[], Any]) -> Any:
+    """``get()`` from the key machinery, or None when the key is lastingly unavailable
+    (gone, refused: that ground fails); a temporary unavailability propagates, and the inbox
+    answers 503 so that the forwarder retries."""
+    try:
+        return get()
+    except keys.KeyUnavailable as exc:
+        if exc.temporary:
+            raise
+        return None
+
+
 # -- (a) Object Integrity Proofs ----------------------------------------------------------
 
 
@@ -84,11 +97,8 @@ def _by_integrity_proof(activity: dict[str, Any]) -> bool:
     if not isinstance(method, str) or urldefrag(method)[0] != id_of(activity.get("actor")):
         return False  # a key of someone else than the actor
     for refetch in (False, True):
-        try:
-            key = keys.assertion_key(method, refetch=refetch)
-        except keys.KeyUnavailable as exc:
-            if exc.temporary:
-                raise
+        key = _unless_lasting(lambda refetch=refetch: keys.assertion_key(method, refetch=refetch))
+        if key is None:
             return False
         try:
             proofs.verify(activity, key.multibase)
@@ -112,13 +122,8 @@ def _by_ld_signature(activity: dict[str, Any]) -> dict[str, Any] | None:
     creator = ldsig.creator(activity)
     if host_of(creator) != host_of(actor_id):
         return None  # a key on another host is never the actor's: not worth a fetch
-    try:
-        key = keys.key_for(creator)
-    except keys.KeyUnavailable as exc:
-        if exc.temporary:
-            raise
-        return None
-    if key.owner != actor_id:
+    key = _unless_lasting(lambda: keys.key_for(creator))
+    if key is None or key.owner != actor_id:
         return None  # signed, but by someone else than the actor
     try:
         key = _verified_key(activity, ldsig.to_be_verified(activity), key)
@@ -148,12 +153,7 @@ def _verified_key(
         return key
     except ldsig.LDSignatureError:
         pass
-    try:
-        fresh = keys.refetch_if_stale(key)
-    except keys.KeyUnavailable as exc:
-        if exc.temporary:
-            raise
-        return None
+    fresh = _unless_lasting(lambda: keys.refetch_if_stale(key))
     if fresh is None or fresh.owner != key.owner:
         return None
     try:

@@ -141,8 +141,10 @@ def receive(request: HttpRequest, name: str | None) -> HttpResponse:
     forwarded_by = ""
     if key.owner != actor_id:
         # Forwarded or relayed: the sender is not the actor (fedsx.forwarded).
-        activity = authenticated_forward(activity)
-        cid, forwarded_by = content_id(activity), key.owner
+        authenticated = authenticated_forward(activity)
+        if authenticated is not activity:  # the signed data, or the origin's copy
+            activity, cid = authenticated, content_id(authenticated)
+        forwarded_by = key.owner
     # None: the shared inbox's recipients, which the append finds from the addressing.
     recipients = [recipient] if recipient is not None else None
     append_inbox(activity, recipients, cid=cid, forwarded_by=forwarded_by)
@@ -294,14 +296,17 @@ def authenticated_forward(activity: dict[str, Any]) -> dict[str, Any]:
     """The forwarded activity as its actor said it (fedsx.forwarded), through the same
     checks as a body; its key and origin failures answered as the gate's own."""
     try:
-        authenticated = forwarded.authenticate(activity).activity
+        authenticated = forwarded.authenticate(activity)
     except keys.KeyUnavailable as exc:
         raise key_rejection(exc) from None
     except forwarded.OriginUnavailable as exc:
         raise retry_later(
             "origin_unavailable", f"the activity's origin could not be asked: {exc}"
         ) from None
-    return parse_activity(orjson.dumps(authenticated))
+    logger.info("forwarded %s accepted on %s", id_of(activity), authenticated.ground)
+    if authenticated.activity is activity:
+        return activity  # a proof covers the body as it came: checked already
+    return parse_activity(orjson.dumps(authenticated.activity))
 
 
 def verify(

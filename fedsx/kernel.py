@@ -157,7 +157,8 @@ def append_inbox(
     actor (fedsx.forwarded).
     """
     record = _activity_record(activity, cid)
-    record.forwarded_by = forwarded_by[:500]
+    if forwarded_by:  # plain deliveries leave the column to its default
+        record.forwarded_by = forwarded_by[:500]
     # Forwarded activities are rare: they take the ORM path, so the one statement (and its
     # prepared plan) stays that of every plain delivery, the column left to its default.
     on_postgres = connection.vendor == "postgresql" and not forwarded_by
