@@ -8,7 +8,6 @@ stderr, exits non-zero and changes nothing.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from django.db import transaction
 
@@ -40,10 +39,6 @@ def deliveries(n: int) -> str:
 
 def when(moment) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "—"
-
-
-def delivery_as_dict(d: Delivery) -> dict[str, Any]:
-    return DeliverySerializer(d).data
 
 
 def _outcome(d: Delivery) -> str:
@@ -129,12 +124,12 @@ class Command(OperatorCommand):
             + f"  {d.activity.type} {d.activity.ap_id}"
             for d in rows
         ]
-        self.emit([delivery_as_dict(d) for d in rows], "\n".join(lines) or "no deliveries")
+        self.emit(DeliverySerializer(rows, many=True).data, "\n".join(lines) or "no deliveries")
 
     def do_show(self, id: str, **_) -> None:
         d = self.delivery(id)
         host = Host.objects.filter(host=d.host).first()
-        data = delivery_as_dict(d)
+        data = DeliverySerializer(d).data
         data["host_state"] = host.state if host else Host.State.OK
         waiting = ""
         if d.status == Status.HELD and host is not None:

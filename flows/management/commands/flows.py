@@ -206,8 +206,8 @@ class Command(BaseCommand):
         lines.append(
             f"  created: {_when(instance.created_at)}, updated {_when(instance.updated_at)}"
         )
-        if log:
-            lines += [_log_line(e) for e in instance.log.order_by("seq")]
+        if log:  # the entries the serializer read for ``data``: the log is read once
+            lines += [_log_line(e) for e in instance._log_entries]
         self.emit(data, "\n".join(lines))
 
     def do_instances(
