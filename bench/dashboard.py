@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
+from bench.database import own_database  # noqa: E402
+
 BENCH_DB = "test_fedsx_bench_dashboard"
 HOSTS = 500
 
@@ -125,21 +127,13 @@ def main() -> None:
     parser.add_argument("--activities", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        sys.exit("bench/dashboard.py needs DATABASE_URL=postgres://... (it makes its own database)")
-    import django
+    with own_database(BENCH_DB, "bench/dashboard.py"):
+        from django.contrib.auth.models import User
+        from django.db import connection
+        from django.test import Client
 
-    django.setup()
-    from django.contrib.auth.models import User
-    from django.db import connection
-    from django.test import Client
+        from fedsx.dashboard import figures
 
-    from fedsx.dashboard import figures
-
-    connection.settings_dict["TEST"]["NAME"] = BENCH_DB
-    real_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
         print(f"filling {BENCH_DB} with {args.activities:,} activities:")
         fill(args.activities)
         connection.close()  # a fresh session: no plans or caches from the fill
@@ -177,9 +171,6 @@ def main() -> None:
             f"{'whole page (test client)':<28} {median:10.1f} {worst:8.1f}   "
             f"({len(queries)} queries)"
         )
-    finally:
-        connection.close()
-        connection.creation.destroy_test_db(real_name, verbosity=0)
 
 
 if __name__ == "__main__":

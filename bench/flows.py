@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
+from bench.database import own_database  # noqa: E402
+
 SIZES = (10, 100, 1_000, 10_000)
 STARTS = 300
 BENCH_DB = "test_fedsx_bench_flows"
@@ -74,19 +76,9 @@ def floor_ms(instance_id: int) -> float:
 
 
 def main() -> None:
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        sys.exit("bench/flows.py needs DATABASE_URL=postgres://... (it creates its own database)")
-    import django
+    with own_database(BENCH_DB, "bench/flows.py"):
+        from flows import store
 
-    django.setup()
-    from django.db import connection
-
-    from flows import store
-
-    connection.settings_dict["TEST"]["NAME"] = BENCH_DB
-    real_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
         register_bench_flows()
         scratch, _ = store.start("approval", {})
         floor = floor_ms(scratch)
@@ -122,8 +114,6 @@ def main() -> None:
             previous = ms
         print()
         print("targets: 1,000 entries under 20 ms; 'x previous' at most 10 for each 10x size")
-    finally:
-        connection.creation.destroy_test_db(real_name, verbosity=0)
 
 
 if __name__ == "__main__":
