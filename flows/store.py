@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from fedsx import metrics
@@ -112,6 +112,18 @@ def outcome_of(instance: FlowInstance) -> Outcome:
             return Outcome("nondeterministic", error="nondeterministic", detail=detail)
         case _:
             return Outcome(status=str(instance.status), detail=str(instance.status))
+
+
+def waiting_counts() -> dict[str, int]:
+    """Suspended instances by what they wait for (every kind, 0 when none): one grouped
+    count on the partial index of suspended instances (for /metrics and the dashboard)."""
+    counts = dict(
+        FlowInstance.objects.filter(status=FlowInstance.Status.SUSPENDED)
+        .order_by()
+        .values_list("waiting_kind")
+        .annotate(n=Count("pk"))
+    )
+    return {kind: counts.get(kind, 0) for kind in FlowInstance.Waiting.values}
 
 
 def waiting_for(instance: FlowInstance) -> str:

@@ -232,23 +232,18 @@ def instances_by_status(site: str = "admin") -> list[Figure]:
 
 def instances_waiting(site: str = "admin") -> list[Figure]:
     from flows.models import FlowInstance
+    from flows.store import waiting_counts
 
     suspended = FlowInstance.Status.SUSPENDED
-    counts = dict(
-        FlowInstance.objects.filter(status=suspended)
-        .order_by()
-        .values_list("waiting_kind")
-        .annotate(n=Count("*"))
-    )
     return [
         Figure(
             kind,
-            counts.get(kind, 0),
+            count,
             changelist(
                 "flows_flowinstance", site, status__exact=suspended, waiting_kind__exact=kind
             ),
         )
-        for kind in FlowInstance.Waiting.values
+        for kind, count in waiting_counts().items()
     ]
 
 

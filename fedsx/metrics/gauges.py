@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from fedsx.conf import fedsx_settings
-from fedsx.models import Delivery, Host, InboxEntry
+from fedsx.models import Delivery, Host
 
 logger = logging.getLogger("fedsx.metrics")
 
@@ -116,8 +116,12 @@ def held_hosts() -> list[GaugeMetricFamily]:
 
 
 def unapplied() -> list[GaugeMetricFamily]:
-    # On the partial index of entries whose triggers are not applied (the sweeper's).
-    row = InboxEntry.objects.filter(triggers_applied_at__isnull=True).aggregate(
+    if not apps.is_installed("triggers"):
+        return []  # no triggers, no entries waiting for them
+    from triggers.enqueue import pending_entries
+
+    # The sweeper's own definition, on its partial index of unapplied entries.
+    row = pending_entries(older_than_seconds=0).aggregate(
         count=Count("pk"), oldest=Min("created_at")
     )
     count = GaugeMetricFamily(
@@ -136,20 +140,13 @@ def unapplied() -> list[GaugeMetricFamily]:
 def waiting_instances() -> list[GaugeMetricFamily]:
     if not apps.is_installed("flows"):
         return []
-    from flows.models import FlowInstance
+    from flows.store import waiting_counts
 
-    # On the partial index of suspended instances by waiting kind.
-    rows = dict(
-        FlowInstance.objects.filter(status=FlowInstance.Status.SUSPENDED)
-        .order_by()
-        .values_list("waiting_kind")
-        .annotate(count=Count("pk"))
-    )
     family = GaugeMetricFamily(
         "fedsx_flow_instances_waiting",
         "Suspended flow instances by what they wait for (operator, activity, timer).",
         labels=["kind"],
     )
-    for kind in FlowInstance.Waiting.values:
-        family.add_metric([kind], rows.get(kind, 0))
+    for kind, count in waiting_counts().items():
+        family.add_metric([kind], count)
     return [family]
