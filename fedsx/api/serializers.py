@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from fedsx.delivery import deliveries_of
 from fedsx.models import (
     USERNAME_RE,
     Activity,
@@ -144,9 +145,7 @@ class PostedSerializer(serializers.Serializer):
         cache = self.context.setdefault("_rows", {})
         if activity.pk not in cache:
             cache[activity.pk] = list(
-                Delivery.objects.filter(activity=activity)
-                .order_by("id")
-                .values_list("inbox_url", "status", "last_error")
+                deliveries_of(activity).values_list("inbox_url", "status", "last_error")
             )
         return cache[activity.pk]
 
